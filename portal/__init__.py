@@ -1,0 +1,142 @@
+"""发票补录服务平台 — the Invoice Re-entry Portal.
+
+``create_app`` builds the web application. Nothing here connects to the database or Redis:
+connections are made on first use, so importing the package is always safe.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask, g
+
+from .config import load_config
+from .extensions import csrf, db, limiter, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: str | Mapping | None = None) -> Flask:
+    """Build the app.
+
+    ``config`` is an environment name (``development``, ``testing``, ``production``), a mapping
+    of settings applied over the ``testing`` defaults (for tests), or None for ``PORTAL_ENV``.
+    """
+    app = Flask(
+        __name__,
+        static_folder=str(ROOT / "static"),
+        instance_path=os.environ.get("PORTAL_INSTANCE_PATH", str(ROOT / "instance")),
+        instance_relative_config=True,
+    )
+    if isinstance(config, Mapping):
+        app.config.update(load_config(config.get("PORTAL_ENV", "testing")))
+        app.config.update(config)
+    else:
+        app.config.update(load_config(config))
+    _ensure_secret_key(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", None)
+    if not app.config["RATELIMIT_STORAGE_URI"]:
+        app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_request_hooks(app)
+    from . import errors, security
+
+    errors.register(app)
+    security.register(app)
+    from .cli import register as register_cli
+
+    register_cli(app)
+    return app
+
+
+def _ensure_secret_key(app: Flask) -> None:
+    if app.config.get("SECRET_KEY"):
+        return
+    if app.config["ENV_NAME"] != "development":
+        raise RuntimeError("SECRET_KEY must be set in the environment")
+    # Development only: a random key kept in the instance folder, so sessions survive restarts
+    # without anyone committing a key to the repository.
+    path = Path(app.instance_path) / "secret_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    app.config["SECRET_KEY"] = path.read_text().strip()
+
+
+def register_extensions(app: Flask) -> None:
+    from . import models  # noqa: F401  (every table registered before Migrate looks)
+
+    db.init_app(app)
+    _tune_sqlite(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    from . import i18n
+
+    i18n.init_app(app)
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message_category = "info"
+    from flask_babel import lazy_gettext as _l
+
+    login_manager.login_message = _l("Please sign in to continue.")
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(session_token: str):
+        from sqlalchemy import select
+
+        from .models import User
+
+        return db.session.scalar(select(User).where(User.session_token == session_token))
+
+
+def _tune_sqlite(app: Flask) -> None:
+    """SQLite (the `make run` default) shared by web, worker and CLI processes: WAL lets readers
+    and one writer work at once, and a busy timeout makes writers queue instead of failing."""
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    in_memory = uri in ("sqlite://", "sqlite:///:memory:")
+
+    def on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    with app.app_context():
+        engine: Engine = db.engine
+        event.listen(engine, "connect", on_connect)
+
+
+def register_blueprints(app: Flask) -> None:
+    from .api import bp as api_bp
+    from .auth import bp as auth_bp
+    from .customer import bp as customer_bp
+    from .ops import bp as ops_bp
+
+    app.register_blueprint(customer_bp)
+    app.register_blueprint(auth_bp, url_prefix="/auth")
+    app.register_blueprint(ops_bp)
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+
+
+def register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id():
+        g.request_id = uuid.uuid4().hex

@@ -1,0 +1,177 @@
+"""The OpenAPI 3.1 document of ``/api/v1`` (served at ``/api/v1/openapi.json``)."""
+
+from __future__ import annotations
+
+from ..services.intake import CSV_HEADER
+
+_MONEY = {"type": "string", "pattern": r"^\d+(\.\d{1,2})?$", "examples": ["100.00"]}
+
+INVOICE_IN = {
+    "type": "object",
+    "required": [
+        "number",
+        "issue_date",
+        "amount",
+        "tax",
+        "total",
+        "buyer_tax_id",
+        "buyer_name",
+        "seller_tax_id",
+    ],
+    "properties": {
+        "code": {
+            "type": "string",
+            "description": "10 or 12 digits; empty for 数电票",
+            "examples": ["011001900111"],
+        },
+        "number": {
+            "type": "string",
+            "description": "8 digits, or 20 for 数电票",
+            "examples": ["51142414"],
+        },
+        "kind": {
+            "type": "string",
+            "description": "invoice kind or type code (optional; derived from the code)",
+            "examples": ["e_ordinary", "10"],
+        },
+        "issue_date": {"type": "string", "format": "date"},
+        "amount": _MONEY | {"description": "amount excluding tax"},
+        "tax": _MONEY,
+        "total": _MONEY | {"description": "amount + tax"},
+        "buyer_tax_id": {"type": "string", "description": "统一社会信用代码 (18) or legacy 15"},
+        "buyer_name": {"type": "string", "maxLength": 200},
+        "seller_tax_id": {"type": "string"},
+        "check_code": {"type": "string", "description": "20 digits, 普票 kinds only"},
+    },
+    "additionalProperties": True,
+}
+
+INVOICE_OUT = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string"},
+        **{name: {"type": "string"} for name in CSV_HEADER},
+        "registry": {
+            "type": "object",
+            "properties": {
+                "state": {
+                    "type": "string",
+                    "enum": ["pending", "registered", "failed", "conflict"],
+                },
+                "attempts": {"type": "integer"},
+                "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+                "last_error": {"type": ["string", "null"]},
+                "registry_id": {"type": ["string", "null"]},
+                "registered_at": {"type": ["string", "null"], "format": "date-time"},
+            },
+        },
+    },
+}
+
+ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["status", "title"],
+            "properties": {
+                "status": {"type": "integer"},
+                "title": {"type": "string"},
+                "errors": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    },
+                },
+                "differences": {"type": "array", "items": {"type": "string"}},
+            },
+        }
+    },
+}
+
+
+def _json(schema_ref: str, description: str) -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": schema_ref}}},
+    }
+
+
+def openapi_document() -> dict:
+    """The API description, built from the same field list the intake uses."""
+    error = "#/components/schemas/Error"
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Invoice Re-entry Portal API (发票补录服务平台)",
+            "version": "1.0.0",
+            "description": "Machine clients: the billing system pushes issued invoices; apps "
+            "look invoices up. Authenticate with `Authorization: Bearer <token>` "
+            "(`flask users token`). Messages follow Accept-Language (zh_CN, en).",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"InvoiceIn": INVOICE_IN, "Invoice": INVOICE_OUT, "Error": ERROR},
+        },
+        "paths": {
+            "/invoices": {
+                "post": {
+                    "summary": "Record an issued invoice (idempotent on its key)",
+                    "operationId": "createInvoice",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/InvoiceIn"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _json(
+                            "#/components/schemas/Invoice", "Recorded; queued for the registry"
+                        ),
+                        "200": _json(
+                            "#/components/schemas/Invoice", "Already recorded with the same fields"
+                        ),
+                        "400": _json(error, "The body is not a JSON object"),
+                        "401": _json(error, "No valid token"),
+                        "403": _json(error, "The token's user may not record invoices"),
+                        "409": _json(error, "The key exists with different fields"),
+                        "422": _json(error, "Invalid fields, each with a code and a message"),
+                        "429": _json(error, "Too many requests"),
+                    },
+                }
+            },
+            "/invoices/{key}": {
+                "get": {
+                    "summary": "An invoice and its registry status",
+                    "operationId": "getInvoice",
+                    "parameters": [
+                        {
+                            "name": "key",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                            "description": "`{code}-{number}`, or the 20-digit number",
+                        }
+                    ],
+                    "responses": {
+                        "200": _json("#/components/schemas/Invoice", "The invoice"),
+                        "401": _json(error, "No valid token"),
+                        "403": _json(error, "The token's user may not read the ledger"),
+                        "404": _json(error, "No such invoice"),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {"200": {"description": "OpenAPI 3.1"}},
+                }
+            },
+        },
+    }

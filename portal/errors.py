@@ -1,0 +1,65 @@
+"""Error pages inside the layout (HTML) or JSON for API clients; never a bare 500."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or (request.accept_mimetypes.best == "application/json")
+
+
+def _titles():
+    return {
+        400: _("The request could not be understood"),
+        403: _("You do not have access to this page"),
+        404: _("Page not found"),
+        405: _("This action is not allowed here"),
+        413: _("The file is too large"),
+        429: _("Too many requests"),
+        500: _("Something went wrong on our side"),
+    }
+
+
+def _explanations():
+    return {
+        400: _("Please go back, check what you entered and try again."),
+        403: _("If you think you should have access, contact the service desk."),
+        404: _("The address may be mistyped, or the page no longer exists."),
+        405: _("Please go back and use the buttons on the page."),
+        413: _("Please choose a smaller file and try again."),
+        429: _("Please wait a moment before trying again."),
+        500: _("The problem has been logged. Please try again in a few minutes."),
+    }
+
+
+def render_error(status: int, message: str | None = None):
+    title = _titles().get(status, _("Something went wrong"))
+    detail = message or _explanations().get(status, "")
+    if _wants_json():
+        return jsonify(error={"status": status, "title": title, "detail": detail}), status
+    return render_template("errors/error.html", status=status, title=title, detail=detail), status
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_error(
+            400,
+            _("Your form expired or was sent from elsewhere. Reload the page and try again."),
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        return render_error(error.code or 500)
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        from .extensions import db
+
+        db.session.rollback()
+        return render_error(500)

@@ -1,0 +1,62 @@
+"""Language and time-zone handling: Chinese first, English second, Beijing time on screen."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from flask import Flask, current_app, has_request_context, request
+from flask_babel import format_datetime, get_locale
+from flask_login import current_user
+
+from .extensions import babel
+
+LANG_COOKIE = "lang"
+
+
+def select_locale() -> str:
+    """A signed-in user's saved language, else the language cookie, else Chinese."""
+    languages = current_app.config["LANGUAGES"]
+    if not has_request_context():  # CLI commands and jobs speak the default language
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
+    if current_user and current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
+    cookie = request.cookies.get(LANG_COOKIE)
+    if cookie in languages:
+        return cookie
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def current_language() -> str:
+    """The active language as one of the configured codes (``zh_CN`` or ``en``).
+
+    Babel spells Chinese ``zh_Hans_CN``; pages and cookies use the configured short form.
+    """
+    locale = get_locale()
+    if locale is None or locale.language == "zh":
+        return "zh_CN"
+    return locale.language
+
+
+def format_money(value) -> str:
+    """Money as the portal shows it everywhere: ``¥1,234.56``."""
+    if value is None or value == "":
+        return "—"
+    return f"¥{Decimal(value):,.2f}"
+
+
+def format_local_datetime(value: datetime | None, fmt: str = "yyyy-MM-dd HH:mm") -> str:
+    """An aware UTC time shown in Beijing time."""
+    if value is None:
+        return "—"
+    return format_datetime(value, fmt)
+
+
+def init_app(app: Flask) -> None:
+    babel.init_app(app, locale_selector=select_locale)
+    app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["local_dt"] = format_local_datetime
+
+    @app.context_processor
+    def inject_locale():
+        return {"current_locale": current_language(), "languages": app.config["LANGUAGES"]}

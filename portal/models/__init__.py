@@ -1,0 +1,40 @@
+"""SQLAlchemy models, one module per aggregate; import them from here."""
+
+from .audit import AuditEvent
+from .case import OPEN_CASE_STATES, Case, CaseState, Channel, Upload, UploadState
+from .invoice import (
+    Invoice,
+    InvoiceSource,
+    RegistryState,
+    Submission,
+    SubmissionAttempt,
+    SubmissionState,
+)
+from .monitoring import Alert
+from .types import UTCDateTime, utcnow
+from .user import STAFF_ROLES, ApiToken, Role, User, hash_api_token, new_session_token
+
+__all__ = [
+    "OPEN_CASE_STATES",
+    "STAFF_ROLES",
+    "Alert",
+    "ApiToken",
+    "AuditEvent",
+    "Case",
+    "CaseState",
+    "Channel",
+    "Invoice",
+    "InvoiceSource",
+    "RegistryState",
+    "Role",
+    "Submission",
+    "SubmissionAttempt",
+    "SubmissionState",
+    "UTCDateTime",
+    "Upload",
+    "UploadState",
+    "User",
+    "hash_api_token",
+    "new_session_token",
+    "utcnow",
+]

@@ -1,0 +1,341 @@
+"""The outbox: every delivery to the registry is a Submission row before it is a job.
+
+- ``queue_delivery`` adds a row in the caller's transaction (with the invoice it delivers).
+- When that transaction commits, its rows are handed to RQ (``after_commit``); if Redis is
+  down at that moment nothing is lost: the rows are due and the sweeper dispatches them.
+- ``sweep`` (run every few seconds by the workers, or ``flask outbox sweep``) takes back
+  expired leases and dispatches due rows that have no live job, respecting the breaker.
+- ``retry_dead`` puts dead letters back in line as new submissions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from rq.job import Job
+from sqlalchemy import event, or_, select
+from sqlalchemy.orm import Session
+
+from workers import queues
+
+from ..extensions import db
+from ..models import Invoice, RegistryState, Submission, SubmissionState, utcnow
+from ..queue import get_queue, redis_connection
+from . import audit
+from .errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+DUE_STATES = (SubmissionState.QUEUED, SubmissionState.RETRY_SCHEDULED)
+_PLANNED = "portal.outbox.planned_jobs"
+_NEW = "portal.outbox.new_submissions"
+DELIVER_JOB = "workers.registry.deliver"
+
+
+def queue_delivery(invoice: Invoice, reason: str = "issued", actor=None) -> Submission:
+    """Add a submission for ``invoice`` to the current transaction; it is sent after commit."""
+    return queue_deliveries([invoice], reason, actor)[0]
+
+
+def queue_deliveries(
+    invoices: list[Invoice], reason: str = "issued", actor=None
+) -> list[Submission]:
+    """Add a submission for each invoice to the current transaction (one audit append)."""
+    now = utcnow()
+    submissions = []
+    for invoice in invoices:
+        invoice.registry_state = RegistryState.PENDING
+        submissions.append(
+            Submission(
+                invoice=invoice, state=SubmissionState.QUEUED, reason=reason, next_attempt_at=now
+            )
+        )
+    db.session.add_all(submissions)
+    db.session.flush()
+    audit.record_many(
+        [
+            (
+                "submission.queued",
+                "submission",
+                s.id,
+                None,
+                {"state": s.state, "invoice": s.invoice.key, "reason": reason},
+            )
+            for s in submissions
+        ],
+        actor=actor,
+    )
+    # Planned at commit, so that invoices issued together travel together in batches.
+    db.session.info.setdefault(_NEW, []).extend(submissions)
+    return submissions
+
+
+def job_id_for(rows: list[tuple[int, int]]) -> str:
+    """A deterministic RQ job id for delivering these (submission id, attempts) pairs.
+
+    The same rows at the same attempt always give the same id, so a job enqueued twice (two
+    sweepers, a retried enqueue) is one job in Redis and one delivery.
+    """
+    digest = hashlib.sha1(  # noqa: S324 - an identifier, not a security boundary
+        ",".join(f"{i}:{a}" for i, a in sorted(rows)).encode()
+    ).hexdigest()[:16]
+    return f"deliver-{min(i for i, _ in rows)}-{digest}"
+
+
+def _plan_dispatch(session: Session, submissions: list[Submission]) -> None:
+    """Give rows their job ids now (in the transaction); enqueue the jobs after commit."""
+    size = current_app.config["REGISTRY_BATCH_SIZE"]
+    planned = session.info.setdefault(_PLANNED, [])
+    now = utcnow()
+    for start in range(0, len(submissions), size):
+        chunk = submissions[start : start + size]
+        job_id = job_id_for([(s.id, s.attempts) for s in chunk])
+        for s in chunk:
+            s.job_id = job_id
+            s.enqueued_at = now
+        planned.append((job_id, [s.id for s in chunk]))
+
+
+def enqueue_jobs(planned: list[tuple[str, list[int]]]) -> int:
+    """Hand planned deliveries to RQ; returns how many were enqueued (0 if Redis is down)."""
+    if not planned:
+        return 0
+    try:
+        queue = get_queue(queues.REGISTRY)
+        with redis_connection().pipeline() as pipe:
+            for job_id, ids in planned:
+                queue.enqueue(
+                    DELIVER_JOB,
+                    ids,
+                    job_id=job_id,
+                    pipeline=pipe,
+                    result_ttl=600,
+                    failure_ttl=86400,
+                )
+            pipe.execute()
+    except Exception:  # Redis down or flushed: the sweeper will find these rows due
+        log.warning(
+            "could not enqueue %d delivery jobs; the sweeper will", len(planned), exc_info=True
+        )
+        return 0
+    return len(planned)
+
+
+@event.listens_for(Session, "before_commit")
+def _plan_new_submissions(session: Session) -> None:
+    new = session.info.pop(_NEW, None)
+    if new:
+        _plan_dispatch(session, new)
+
+
+@event.listens_for(Session, "after_commit")
+def _enqueue_after_commit(session: Session) -> None:
+    planned = session.info.pop(_PLANNED, None)
+    if planned:
+        enqueue_jobs(planned)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_PLANNED, None)
+    session.info.pop(_NEW, None)
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did, for the log and the CLI."""
+
+    leases_reclaimed: int = 0
+    dispatched: int = 0
+    jobs: int = 0
+    breaker: str = "closed"
+    notes: list[str] = field(default_factory=list)
+
+
+def reclaim_expired_leases(now: datetime | None = None) -> int:
+    """Rows in flight past their lease (a worker died mid-request) become due again.
+
+    The registry write is idempotent, so delivering such a row again is always safe.
+    """
+    now = now or utcnow()
+    rows = db.session.scalars(
+        select(Submission)
+        .where(Submission.state == SubmissionState.IN_FLIGHT, Submission.lease_expires_at < now)
+        .with_for_update(skip_locked=True)
+        .limit(current_app.config["OUTBOX_DISPATCH_LIMIT"])
+    ).all()
+    changes = []
+    for s in rows:
+        s.state = SubmissionState.RETRY_SCHEDULED
+        s.next_attempt_at = now
+        s.lease_expires_at = None
+        s.job_id = None
+        changes.append(
+            (
+                "submission.lease_expired",
+                "submission",
+                s.id,
+                {"state": SubmissionState.IN_FLIGHT},
+                {"state": s.state},
+            )
+        )
+    if changes:
+        audit.record_many(changes)
+    db.session.commit()
+    return len(rows)
+
+
+def _live_jobs(job_ids: set[str], stale_before: datetime) -> set[str]:
+    """Which of these jobs will still deliver their rows.
+
+    Queued or scheduled jobs will. A started job claims its rows within moments of starting,
+    so one that started before ``stale_before`` and left its rows unclaimed belongs to a worker
+    that died (SIGKILL, OOM): its rows are dispatched again.
+    """
+    if not job_ids:
+        return set()
+    alive = set()
+    for job in Job.fetch_many(list(job_ids), connection=redis_connection()):
+        if job is None:
+            continue
+        status = job.get_status(refresh=False)
+        waiting = status in ("queued", "scheduled", "deferred")
+        running = status == "started" and job.started_at and job.started_at >= stale_before
+        if waiting or running:
+            alive.add(job.id)
+    return alive
+
+
+def dispatch_due(now: datetime | None = None, limit: int | None = None) -> int:
+    """Dispatch due rows that have no live job; returns how many rows were dispatched."""
+    now = now or utcnow()
+    limit = limit or current_app.config["OUTBOX_DISPATCH_LIMIT"]
+    grace = now - timedelta(seconds=current_app.config["OUTBOX_ENQUEUE_GRACE"])
+    candidates = db.session.scalars(
+        select(Submission)
+        .where(
+            Submission.state.in_(DUE_STATES),
+            Submission.next_attempt_at <= now,
+            or_(Submission.job_id.is_(None), Submission.enqueued_at < grace),
+        )
+        .order_by(Submission.next_attempt_at, Submission.id)
+        .with_for_update(skip_locked=True)
+        .limit(limit)
+    ).all()
+    alive = _live_jobs({s.job_id for s in candidates if s.job_id}, grace)
+    lost = [s for s in candidates if s.job_id not in alive]
+    _plan_dispatch(db.session, lost)
+    db.session.commit()  # after_commit enqueues the planned jobs
+    return len(lost)
+
+
+def sweep(now: datetime | None = None) -> SweepReport:
+    """Take back expired leases and dispatch what is due; safe to run anywhere, concurrently.
+
+    While the registry breaker is open the backlog stays in the database; once its cooldown is
+    over, a single row is sent as the probe, and the rest follows when the probe succeeds.
+    """
+    from .registry_link import breaker
+
+    report = SweepReport()
+    report.leases_reclaimed = reclaim_expired_leases(now)
+    status = breaker().status()
+    report.breaker = status.state
+    if status.state == "open":
+        report.notes.append("registry breaker open: backlog kept in the database")
+        return report
+    limit = 1 if status.state == "half_open" else None
+    report.dispatched = dispatch_due(now, limit=limit)
+    return report
+
+
+def dead_letters(error_kind: str | None = None, limit: int = 200) -> list[Submission]:
+    """Dead submissions, newest first, optionally of one error kind."""
+    query = select(Submission).where(Submission.state == SubmissionState.DEAD)
+    if error_kind:
+        query = query.where(Submission.last_error_kind == error_kind)
+    return db.session.scalars(query.order_by(Submission.id.desc()).limit(limit)).all()
+
+
+def retry_dead(submission_ids: list[int], actor=None) -> list[Submission]:
+    """Give dead submissions another full cycle of tries, as new submissions (history kept)."""
+    dead = db.session.scalars(
+        select(Submission).where(
+            Submission.id.in_(submission_ids), Submission.state == SubmissionState.DEAD
+        )
+    ).all()
+    if len(dead) != len(set(submission_ids)):
+        missing = sorted(set(submission_ids) - {s.id for s in dead})
+        raise ServiceError(f"not dead letters (or unknown): {missing}")
+    fresh = []
+    for s in dead:
+        # Only one live submission per invoice: a newer one may already be on its way.
+        busy = db.session.scalar(
+            select(Submission.id)
+            .where(
+                Submission.invoice_id == s.invoice_id,
+                Submission.id != s.id,
+                Submission.state.in_(
+                    (*DUE_STATES, SubmissionState.IN_FLIGHT, SubmissionState.SUCCEEDED)
+                ),
+            )
+            .limit(1)
+        )
+        if busy is None:
+            fresh.append(queue_delivery(s.invoice, reason="retry", actor=actor))
+    db.session.commit()
+    return fresh
+
+
+def retry_dead_matching(error_kind: str | None = None, actor=None) -> int:
+    """Retry every dead letter (of one error kind, if given); returns how many were retried."""
+    ids = [s.id for s in dead_letters(error_kind, limit=100_000)]
+    return len(retry_dead(ids, actor=actor)) if ids else 0
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """An invoice's registry status as people may see it (no internal details)."""
+
+    state: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    registry_id: str | None
+    registered_at: datetime | None
+
+
+def status_for(invoice: Invoice) -> DeliveryStatus:
+    """The invoice's registry state, attempts, next try, a customer-safe error, registry id."""
+    latest = db.session.scalar(
+        select(Submission)
+        .where(Submission.invoice_id == invoice.id)
+        .order_by(Submission.id.desc())
+        .limit(1)
+    )
+    attempts = latest.attempts if latest else 0
+    waiting = latest is not None and latest.state in (*DUE_STATES, SubmissionState.IN_FLIGHT)
+    return DeliveryStatus(
+        state=invoice.registry_state,
+        attempts=attempts,
+        next_attempt_at=latest.next_attempt_at if waiting else None,
+        last_error=latest.last_error_message
+        if latest and invoice.registry_state != "registered"
+        else None,
+        registry_id=invoice.registry_id,
+        registered_at=invoice.registered_at,
+    )
+
+
+def backlog_counts() -> dict[str, int]:
+    """Submissions by state (for the CLI, health and the dashboard)."""
+    from sqlalchemy import func
+
+    rows = db.session.execute(
+        select(Submission.state, func.count()).group_by(Submission.state)
+    ).all()
+    return {state: count for state, count in rows}

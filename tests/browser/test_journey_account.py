@@ -1,0 +1,44 @@
+"""A newcomer registers, signs out and in again, and sees the home page on a phone and a desktop."""
+
+from tests.browser.conftest import DESKTOP, PHONE, assert_fits, screenshot
+
+
+def test_register_login_and_home_at_phone_and_desktop(live_server, page_factory):
+    page = page_factory(PHONE)
+    page.goto(live_server + "/")
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    assert_fits(page, PHONE["width"])
+    screenshot(page, "home-phone-anonymous")
+
+    page.get_by_role("link", name="注册", exact=True).click()
+    page.get_by_label("电子邮箱").fill("xin.yonghu@example.com")
+    page.get_by_label("密码", exact=True).fill("password")
+    page.get_by_label("确认密码").fill("password")
+    page.get_by_role("button", name="注册账号").click()
+    assert page.get_by_text("至少需要 10 个字符").is_visible()  # refused beside the field
+    screenshot(page, "register-phone-weak-password")
+
+    page.get_by_label("密码", exact=True).fill("Qing-Shan-Lv-Shui-2026")
+    page.get_by_label("确认密码").fill("Qing-Shan-Lv-Shui-2026")
+    page.get_by_role("button", name="注册账号").click()
+    assert page.get_by_text("欢迎！您的账号已创建。").is_visible()
+    page.get_by_role("button", name="退出登录").click()
+    assert page.get_by_text("您已退出登录。").is_visible()
+
+    page.get_by_role("link", name="登录", exact=True).first.click()
+    page.get_by_label("电子邮箱").fill("xin.yonghu@example.com")
+    page.get_by_label("密码").fill("Qing-Shan-Lv-Shui-2026")
+    page.get_by_role("button", name="登录").click()
+    assert page.get_by_text("您已登录。").is_visible()
+    assert_fits(page, PHONE["width"])
+    screenshot(page, "home-phone-signed-in")
+    assert page.console_errors == []
+
+    desktop = page_factory(DESKTOP)
+    desktop.goto(live_server + "/")
+    screenshot(desktop, "home-desktop")
+    desktop.get_by_role("button", name="English").click()
+    assert desktop.locator("html").get_attribute("lang") == "en"
+    desktop.reload()
+    assert desktop.get_by_role("heading", level=1).inner_text().startswith("Your invoice")
+    screenshot(desktop, "home-desktop-english")

@@ -1,0 +1,260 @@
+"""Fixtures shared by every test: the app on a real database, real Redis, helpers for forms.
+
+The database is SQLite (a temporary file) unless TEST_DATABASE_URL names a PostgreSQL one; the
+schema is built once per run by the real migrations, and every test starts from empty tables.
+Redis is TEST_REDIS_URL (a database number of the suite's own) or a throwaway redis-server.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from portal import create_app
+from portal.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header(config):
+    url = os.environ.get("TEST_DATABASE_URL") or "sqlite (temporary file)"
+    dialect = url.split(":", 1)[0].split("+", 1)[0]
+    redis = os.environ.get("TEST_REDIS_URL") or "a throwaway redis-server"
+    return [f"database dialect: {dialect}", f"redis: {redis}"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tmp_root():
+    path = Path(tempfile.mkdtemp(prefix="portal-tests-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_root) -> str:
+    url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_root / 'test.db'}"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        if db.engine.dialect.name == "postgresql":
+            # Start from an empty schema so the migrations really run from the beginning.
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        upgrade(directory=str(ROOT / "migrations"))
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_root):
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("no TEST_REDIS_URL and no redis-server on PATH")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _empty_all_tables() -> None:
+    tables = list(reversed(db.metadata.sorted_tables))
+    if db.engine.dialect.name == "postgresql":
+        names = ", ".join(t.name for t in tables)
+        db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    else:
+        for table in tables:
+            db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture
+def app_factory(database_url, redis_url, tmp_path):
+    """Build a test app with extra settings; every app shares the suite's database."""
+    made = []
+
+    def make(**overrides):
+        settings = {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": redis_url,
+            "UPLOAD_DIR": str(tmp_path / "uploads"),
+        }
+        settings.update(overrides)
+        app = create_app(settings)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory):
+    """A test app over empty tables and an empty Redis database.
+
+    No app context stays pushed while the test runs: requests made by the test client must
+    each get their own, as in production (``g`` and the session would otherwise leak between
+    requests). Use the ``ctx`` fixture, or ``with app.app_context():``, to touch the database.
+    """
+    app = app_factory()
+    with app.app_context():
+        _empty_all_tables()
+        from portal.queue import redis_connection
+
+        redis_connection().flushdb()  # only the suite's own database number
+    return app
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context for tests that call services or query the database directly."""
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+CSRF_RE = re.compile(
+    r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"'
+)
+
+
+def csrf_token_from(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    match = CSRF_RE.search(html)
+    assert match, "page has no CSRF token"
+    return match.group(1) or match.group(2)
+
+
+class AuthActions:
+    """Sign up, in and out through the real forms, CSRF token included (as a browser would)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def post_form(self, url: str, data: dict, follow_redirects: bool = False):
+        page = self.client.get(url)
+        data = {"csrf_token": csrf_token_from(page.get_data(as_text=True)), **data}
+        return self.client.post(url, data=data, follow_redirects=follow_redirects)
+
+    def register(self, email="kehu@example.com", password="Gao-Shan-Liu-Shui-42"):
+        return self.post_form(
+            "/auth/register", {"email": email, "password": password, "confirm": password}
+        )
+
+    def login(self, email="kehu@example.com", password="Gao-Shan-Liu-Shui-42", remember=False):
+        data = {"email": email, "password": password}
+        if remember:
+            data["remember"] = "y"
+        return self.post_form("/auth/login", data)
+
+    def logout(self):
+        page = self.client.get("/")
+        token = csrf_token_from(page.get_data(as_text=True))
+        return self.client.post("/auth/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+@pytest.fixture
+def make_user(app):
+    """Create a user directly through the accounts service; returns its id."""
+    from portal.services import accounts
+
+    def make(email="staff@example.com", role="reviewer", password="Gao-Shan-Liu-Shui-42"):
+        with app.app_context():
+            return accounts.create_user(email, password, role).id
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def registry_server():
+    """One registry simulator served over real HTTP for the whole run."""
+    from portal.registry import SimulatorServer
+
+    with SimulatorServer() as server:
+        yield server
+
+
+@pytest.fixture
+def registry_sim(registry_server):
+    """The simulator with no records, statistics or faults."""
+    registry_server.state.reset()
+    return registry_server
+
+
+@pytest.fixture
+def delivery_app(app_factory, registry_sim):
+    """A test app wired to the simulator, with short timeouts and no backoff waits to speak of."""
+    app = app_factory(
+        REGISTRY_URL=registry_sim.url,
+        REGISTRY_READ_TIMEOUT=1.0,
+        REGISTRY_CONNECT_TIMEOUT=1.0,
+        REGISTRY_BACKOFF_BASE=0.01,
+        REGISTRY_BACKOFF_CAP=0.02,
+        REGISTRY_RATE_LIMIT=0,
+        OUTBOX_ENQUEUE_GRACE=0,
+    )
+    with app.app_context():
+        _empty_all_tables()
+        from portal.queue import redis_connection
+
+        redis_connection().flushdb()
+        yield app

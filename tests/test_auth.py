@@ -1,0 +1,166 @@
+"""Registration, sign-in and sign-out through the real forms."""
+
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import AuditEvent, User
+
+
+def test_register_creates_a_customer_and_signs_in(app, auth, client):
+    response = auth.register("NEW@Example.com")
+    assert response.status_code == 302
+    assert "new@example.com" in client.get("/").get_data(as_text=True)
+    with app.app_context():
+        user = db.session.scalar(select(User))
+        assert user.email == "new@example.com" and user.role == "customer"
+        assert user.password_hash != "Gao-Shan-Liu-Shui-42"
+        actions = set(db.session.scalars(select(AuditEvent.action)))
+        assert actions == {"user.registered", "user.login"}
+
+
+def test_weak_password_is_refused_beside_the_field(ctx, auth):
+    response = auth.register(password="password123")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "太常见" in html and 'aria-invalid="true"' in html
+    assert db.session.scalar(select(User)) is None
+
+
+def test_short_password_is_refused(auth):
+    html = auth.register(password="Short-1").get_data(as_text=True)
+    assert "至少" in html and "10" in html
+
+
+def test_duplicate_email_is_refused(app, auth):
+    auth.register("dup@example.com")
+    auth.logout()
+    html = auth.register("DUP@example.com").get_data(as_text=True)
+    assert "已存在" in html
+    with app.app_context():
+        assert len(db.session.scalars(select(User)).all()) == 1
+
+
+def test_malformed_email_is_refused(auth):
+    html = auth.register("not-an-email").get_data(as_text=True)
+    assert "有效的电子邮箱" in html
+
+
+def test_mismatched_confirmation_is_refused(auth):
+    response = auth.post_form(
+        "/auth/register",
+        {"email": "a@example.com", "password": "Gao-Shan-Liu-Shui-42", "confirm": "other-thing-99"},
+    )
+    assert "两次输入的密码不一致" in response.get_data(as_text=True)
+
+
+def test_login_and_logout(auth, client):
+    auth.register()
+    auth.logout()
+    assert "kehu@example.com" not in client.get("/").get_data(as_text=True)
+    response = auth.login()
+    assert response.status_code == 302
+    assert "kehu@example.com" in client.get("/").get_data(as_text=True)
+    auth.logout()
+    assert "kehu@example.com" not in client.get("/").get_data(as_text=True)
+
+
+def test_failed_login_does_not_reveal_whether_the_email_exists(auth):
+    auth.register()
+    auth.logout()
+    wrong_password = auth.login(password="not-the-password-0").get_data(as_text=True)
+    unknown_email = auth.login(email="nobody@example.com").get_data(as_text=True)
+    message = "电子邮箱或密码不正确"
+    assert message in wrong_password and message in unknown_email
+
+
+def test_login_starts_a_new_session(auth, client):
+    auth.register()
+    auth.logout()
+    with client.session_transaction() as session:
+        session["planted"] = "by-an-attacker"
+    auth.login()
+    with client.session_transaction() as session:
+        assert "planted" not in session
+
+
+def test_remember_me_sets_a_lasting_cookie(auth, client):
+    auth.register()
+    auth.logout()
+    auth.login(remember=True)
+    assert client.get_cookie("remember_token") is not None
+
+
+def test_disabled_user_cannot_sign_in(app, auth):
+    auth.register()
+    auth.logout()
+    with app.app_context():
+        user = db.session.scalar(select(User))
+        user.active = False
+        db.session.commit()
+    assert "电子邮箱或密码不正确" in auth.login().get_data(as_text=True)
+
+
+def test_post_without_csrf_token_is_refused(app, client):
+    response = client.post(
+        "/auth/register",
+        data={
+            "email": "x@example.com",
+            "password": "Gao-Shan-Liu-Shui-42",
+            "confirm": "Gao-Shan-Liu-Shui-42",
+        },
+    )
+    assert response.status_code == 400
+    assert "表单已过期" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(User)) is None
+
+
+def test_open_redirect_after_login_is_refused(auth, client):
+    auth.register()
+    auth.logout()
+    page = client.get("/auth/login?next=https://evil.example/")
+    from tests.conftest import csrf_token_from
+
+    response = client.post(
+        "/auth/login?next=https://evil.example/",
+        data={
+            "csrf_token": csrf_token_from(page.get_data(as_text=True)),
+            "email": "kehu@example.com",
+            "password": "Gao-Shan-Liu-Shui-42",
+        },
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_login_is_rate_limited(app_factory):
+    app = app_factory(RATELIMIT_LOGIN="3 per minute")
+    from tests.conftest import AuthActions
+
+    actions = AuthActions(app.test_client())
+    codes = [actions.login(password=f"wrong-{i}-xxxxxxx").status_code for i in range(4)]
+    assert codes[:3] == [200, 200, 200] and codes[3] == 429
+
+
+def test_staff_accounts_only_from_the_cli(ctx, runner):
+    result = runner.invoke(
+        args=[
+            "users",
+            "create",
+            "--email",
+            "shenhe@example.com",
+            "--role",
+            "reviewer",
+            "--password",
+            "Gao-Shan-Liu-Shui-42",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    user = db.session.scalar(select(User))
+    assert user.role == "reviewer" and user.is_staff
+
+
+def test_cli_refuses_weak_password_clearly(runner):
+    result = runner.invoke(
+        args=["users", "create", "--email", "s@example.com", "--password", "12345678901"]
+    )
+    assert result.exit_code != 0 and "Error" in result.output

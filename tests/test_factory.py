@@ -1,0 +1,97 @@
+"""The app factory and configuration."""
+
+import pytest
+
+from portal import create_app
+from portal.config import load_config
+
+
+def test_testing_config_is_applied(app):
+    assert app.testing
+    assert app.config["ENV_NAME"] == "testing"
+
+
+def test_overrides_win(app_factory):
+    app = app_factory(MAX_CONTENT_LENGTH=123)
+    assert app.config["MAX_CONTENT_LENGTH"] == 123
+
+
+def test_production_refuses_to_start_without_secret_key(monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://localhost/x")
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app("production")
+
+
+def test_production_reads_secrets_from_environment(monkeypatch):
+    monkeypatch.setenv("SECRET_KEY", "from-the-environment")
+    monkeypatch.setenv("DATABASE_URL", "postgres://db.internal/portal")
+    settings = load_config("production")
+    assert settings["SECRET_KEY"] == "from-the-environment"
+    # Heroku-style URLs are accepted and normalised for SQLAlchemy 2.
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql://db.internal/portal"
+    assert settings["SESSION_COOKIE_SECURE"] is True
+
+
+def test_unknown_environment_is_refused():
+    with pytest.raises(RuntimeError, match="unknown PORTAL_ENV"):
+        load_config("staging-ish")
+
+
+def test_development_keeps_a_generated_secret_key_in_the_instance_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setenv("PORTAL_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'dev.db'}")
+    first = create_app("development").config["SECRET_KEY"]
+    second = create_app("development").config["SECRET_KEY"]
+    assert first == second and len(first) > 40
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_import_connects_to_nothing():
+    # Building the app must not touch the database or Redis (both are unreachable here).
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": "postgresql://nobody@127.0.0.1:1/none",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+        }
+    )
+    assert app.name == "portal"
+
+
+def test_security_headers_on_pages(client):
+    response = client.get("/")
+    csp = response.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_not_found_page_is_inside_the_layout(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    html = response.get_data(as_text=True)
+    assert "页面不存在" in html and 'class="site-header"' in html
+
+
+def test_unexpected_error_renders_the_500_page(app_factory):
+    app = app_factory()
+
+    @app.route("/boom")
+    def boom():
+        raise RuntimeError("kaboom")
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    html = response.get_data(as_text=True)
+    assert "kaboom" not in html and 'class="site-header"' in html
+
+
+def test_healthz_reports_each_dependency(client, app):
+    app.config["REGISTRY_URL"] = "http://127.0.0.1:1"
+    response = client.get("/healthz")
+    body = response.get_json()
+    assert body["checks"]["database"]["ok"] is True
+    assert body["checks"]["redis"]["ok"] is True
+    assert body["checks"]["registry"]["ok"] is False
+    assert response.status_code == 503
