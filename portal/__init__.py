@@ -129,10 +129,12 @@ def register_blueprints(app: Flask) -> None:
     from .auth import bp as auth_bp
     from .customer import bp as customer_bp
     from .ops import bp as ops_bp
+    from .staff import bp as staff_bp
 
     app.register_blueprint(customer_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(ops_bp)
+    app.register_blueprint(staff_bp, url_prefix="/staff")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
 
 

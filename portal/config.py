@@ -40,6 +40,11 @@ _NUMERIC_SETTINGS = (
     "OUTBOX_SWEEP_INTERVAL",
     "OUTBOX_ENQUEUE_GRACE",
     "OUTBOX_DISPATCH_LIMIT",
+    "LOOKUPS_PER_INVOICE_PER_DAY",
+    "SLA_FIRST_RESPONSE_HOURS",
+    "SLA_RESOLUTION_DAYS",
+    "PAGE_SIZE",
+    "EXPORT_MAX_ROWS",
 )
 
 
@@ -79,6 +84,16 @@ class BaseConfig:
     RATELIMIT_REGISTER = "5 per minute;30 per hour"
     RATELIMIT_STORAGE_URI: str | None = None  # defaults to REDIS_URL
     RATELIMIT_HEADERS_ENABLED = True
+
+    # Customer self-service.
+    LOOKUPS_PER_INVOICE_PER_DAY = 5  # as the national verification platform allows
+    RATELIMIT_LOOKUP_IP = "30 per minute;300 per hour"
+    RATELIMIT_LOOKUP_USER = "60 per hour"
+    RATELIMIT_CASE_CREATE = "10 per hour"
+    SLA_FIRST_RESPONSE_HOURS = 4  # business hours
+    SLA_RESOLUTION_DAYS = 2  # business days
+    PAGE_SIZE = 25
+    EXPORT_MAX_ROWS = 50000
 
     # Registry delivery (outbox). See README "Registry delivery" for what each one does.
     REGISTRY_CONNECT_TIMEOUT = 3.05

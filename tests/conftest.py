@@ -258,3 +258,22 @@ def delivery_app(app_factory, registry_sim):
 
         redis_connection().flushdb()
         yield app
+
+
+@pytest.fixture
+def sim_app(app_factory, registry_sim):
+    """A web test app wired to the simulator, no context pushed (requests get their own)."""
+    app = app_factory(
+        REGISTRY_URL=registry_sim.url,
+        REGISTRY_READ_TIMEOUT=1.0,
+        REGISTRY_CONNECT_TIMEOUT=1.0,
+        REGISTRY_BACKOFF_BASE=30.0,
+        REGISTRY_RATE_LIMIT=0,
+        OUTBOX_ENQUEUE_GRACE=0,
+    )
+    with app.app_context():
+        _empty_all_tables()
+        from portal.queue import redis_connection
+
+        redis_connection().flushdb()
+    return app

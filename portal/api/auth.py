@@ -40,6 +40,14 @@ def token_required(role: Role | None = None):
     return decorator
 
 
+def token_key() -> str:
+    """Rate-limit key per token (limits run before authentication, so hash the header)."""
+    import hashlib
+
+    header = request.headers.get("Authorization", "")
+    return "api:" + hashlib.sha256(header.encode()).hexdigest()[:24]
+
+
 def api_locale() -> str:
     """Messages in English when the client asks for it, else Chinese."""
     best = request.accept_languages.best_match(["zh_CN", "zh", "en"], default="zh_CN")

@@ -68,6 +68,39 @@ INVOICE_OUT = {
     },
 }
 
+LOOKUP_IN = {
+    "type": "object",
+    "required": ["number"],
+    "properties": {
+        "code": {"type": "string"},
+        "number": {"type": "string"},
+        "issue_date": {"type": "string", "format": "date"},
+        "amount": _MONEY,
+        "total": _MONEY,
+        "check_code_last6": {"type": "string", "pattern": r"^\d{6}$"},
+    },
+}
+
+LOOKUP_OUT = {
+    "type": "object",
+    "properties": {
+        "key": {"type": "string"},
+        "findings": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string"},
+                    "params": {"type": "object"},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+        "checks_left_today": {"type": "integer"},
+        "registry": {"type": ["object", "null"]},
+    },
+}
+
 ERROR = {
     "type": "object",
     "properties": {
@@ -114,7 +147,13 @@ def openapi_document() -> dict:
         "security": [{"bearer": []}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"InvoiceIn": INVOICE_IN, "Invoice": INVOICE_OUT, "Error": ERROR},
+            "schemas": {
+                "InvoiceIn": INVOICE_IN,
+                "Invoice": INVOICE_OUT,
+                "Error": ERROR,
+                "LookupIn": LOOKUP_IN,
+                "LookupOut": LOOKUP_OUT,
+            },
         },
         "paths": {
             "/invoices": {
@@ -163,6 +202,32 @@ def openapi_document() -> dict:
                         "401": _json(error, "No valid token"),
                         "403": _json(error, "The token's user may not read the ledger"),
                         "404": _json(error, "No such invoice"),
+                    },
+                }
+            },
+            "/lookup": {
+                "post": {
+                    "summary": "Why is an invoice (not) in the registry? Findings with codes",
+                    "operationId": "lookup",
+                    "description": "Give the identity and the fields verification needs for its "
+                    "kind (专票: issue_date + amount; 数电票: issue_date + total; 普票: issue_date "
+                    "+ check_code_last6). Finding codes: not_beijing, unknown, issued_today, "
+                    "amount_is_total, date_mismatch, check_code_mismatch, amount_mismatch, "
+                    "registered, pending_registry. One invoice can be checked 5 times a day.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/LookupIn"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json("#/components/schemas/LookupOut", "The findings"),
+                        "400": _json(error, "The body is not a JSON object"),
+                        "401": _json(error, "No valid token"),
+                        "422": _json(error, "A field is not valid"),
+                        "429": _json(error, "Too many lookups"),
                     },
                 }
             },

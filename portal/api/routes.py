@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from flask import g, jsonify, request
+from flask import current_app, g, jsonify, request
 
+from ..domain import InvoiceRuleError
 from ..extensions import csrf, limiter
 from ..models import Invoice, Role
 from ..services import intake, outbox
+from ..services import lookup as lookup_service
 from . import bp
-from .auth import api_error, api_locale, token_required
+from .auth import api_error, api_locale, token_key, token_required
 from .openapi import openapi_document
 
 csrf.exempt(bp)  # token-authenticated, never cookie-authenticated
@@ -34,7 +36,7 @@ def invoice_status(invoice: Invoice) -> dict:
 
 
 @bp.post("/invoices")
-@limiter.limit("600 per minute")
+@limiter.limit("600 per minute", key_func=token_key)
 @token_required(Role.REVIEWER)
 def create_invoice():
     body = request.get_json(silent=True)
@@ -67,6 +69,35 @@ def get_invoice(key: str):
     if invoice is None:
         return api_error(404, "No invoice with this key.")
     return jsonify(invoice_status(invoice))
+
+
+@bp.post("/lookup")
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOOKUP_USER"], key_func=token_key)
+@token_required()
+def lookup():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return api_error(400, "The body must be a JSON object.")
+    locale = api_locale()
+    try:
+        query = lookup_service.parse(body)
+        result = lookup_service.lookup(query, user=g.api_user, channel="api")
+    except InvoiceRuleError as error:
+        return api_error(
+            422,
+            "The lookup is not valid.",
+            errors={
+                error.field or "number": {"code": error.code, "message": error.message(locale)}
+            },
+        )
+    except lookup_service.LookupLimited as error:
+        return api_error(429, str(error.message))
+    return jsonify(
+        key=query.identity.key,
+        findings=[f.as_dict(locale) for f in result.findings],
+        checks_left_today=result.checks_left_today,
+        registry=invoice_status(result.invoice)["registry"] if result.invoice else None,
+    )
 
 
 @bp.get("/openapi.json")

@@ -41,7 +41,7 @@ def register():
         else:
             _start_session(user, remember=False)
             flash(_("Welcome! Your account is ready."), "success")
-            return redirect(url_for("customer.home"))
+            return redirect(_safe_next(request.args.get("next")))
     return render_template("auth/register.html", form=form)
 
 

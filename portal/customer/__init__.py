@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("customer", __name__)
 
-from . import routes  # noqa: E402,F401
+from . import presenters, routes  # noqa: E402,F401

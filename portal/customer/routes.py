@@ -1,20 +1,318 @@
-"""Customer-facing views."""
+"""Customer-facing views: parse the form, call one service, render or redirect."""
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from flask_login import current_user
+from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
-from ..i18n import LANG_COOKIE
-from ..services import accounts
+from ..domain import (
+    InvoiceRuleError,
+    parse_identity,
+    parse_issue_date,
+    parse_money,
+    parse_qr,
+    required_fields,
+)
+from ..extensions import limiter
+from ..formerrors import attach_error
+from ..i18n import LANG_COOKIE, current_language
+from ..services import accounts, buyers, cases
+from ..services import lookup as lookup_service
+from ..services.errors import ServiceError
 from ..urls import is_local_path
 from . import bp
+from .forms import (
+    BuyerLinkForm,
+    InvoiceFilterForm,
+    LookupForm,
+    MessageForm,
+    ReportForm,
+    WithdrawForm,
+)
+from .presenters import query_fields
+
+LOOKUP_FIELDS = ("code", "number", "issue_date", "amount", "total", "check_code_last6")
+
+
+def _user_key() -> str:
+    return f"user:{current_user.get_id()}"
+
+
+def _anonymous() -> bool:
+    return not current_user.is_authenticated
 
 
 @bp.route("/")
 def home():
-    return render_template("customer/home.html")
+    return render_template("customer/home.html", form=LookupForm(formdata=None))
+
+
+@bp.route("/lookup", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOOKUP_IP"], methods=["POST"])
+@limiter.limit(
+    lambda: current_app.config["RATELIMIT_LOOKUP_USER"],
+    methods=["POST"],
+    key_func=_user_key,
+    exempt_when=_anonymous,
+)
+def lookup():
+    if request.method == "GET":
+        form = LookupForm(formdata=None, data={k: request.args.get(k, "") for k in LOOKUP_FIELDS})
+        return render_template("customer/lookup.html", form=form, result=None)
+    form = LookupForm()
+    result = None
+    if form.validate_on_submit():
+        try:
+            if form.qr_text.data:
+                query = parse_qr(form.qr_text.data).lookup_query()
+                # Show what the QR code said, so the customer can see what was looked up.
+                form = LookupForm(formdata=None, data=query_fields(query))
+            else:
+                query = lookup_service.parse({k: form[k].data for k in LOOKUP_FIELDS})
+            user = current_user if current_user.is_authenticated else None
+            result = lookup_service.lookup(query, user=user)
+        except InvoiceRuleError as error:
+            attach_error(form, error, "qr_text" if form.qr_text.data else "number")
+        except lookup_service.LookupLimited as error:
+            flash(error.message, "warning")
+    status = 200 if result or not form.errors else 422
+    return render_template("customer/lookup.html", form=form, result=result), status
+
+
+@bp.route("/lookup/fields")
+def lookup_fields():
+    """Which fields a lookup of this code/number needs (used by the form as people type)."""
+    try:
+        identity = parse_identity(request.args.get("code", ""), request.args.get("number", ""))
+    except InvoiceRuleError as error:
+        return jsonify(ok=False, field=error.field, message=error.message(current_language()))
+    language = current_language()
+    return jsonify(
+        ok=True,
+        fields=[f.value for f in required_fields(identity)],
+        kind=identity.kind.label(language),
+        region=identity.region.name(language),
+        beijing=identity.is_beijing,
+    )
+
+
+@bp.route("/cases/new", methods=["GET", "POST"])
+@login_required
+@limiter.limit(
+    lambda: current_app.config["RATELIMIT_CASE_CREATE"], methods=["POST"], key_func=_user_key
+)
+def new_case():
+    if request.method == "GET":
+        prefill = {k: request.args.get(k, "") for k in LOOKUP_FIELDS}
+        prefill["check_code"] = prefill.pop("check_code_last6")
+        try:
+            prefill["issue_date"] = parse_issue_date(prefill["issue_date"])
+        except InvoiceRuleError:
+            prefill["issue_date"] = None
+        form = ReportForm(formdata=None, data=prefill)
+        return render_template("customer/case_new.html", form=form)
+    form = ReportForm()
+    if form.validate_on_submit():
+        try:
+            claimed = cases.parse_claim({name: form[name].data for name in cases.CLAIM_FIELDS})
+            if form.contact_preference.data == "phone" and not form.contact_phone.data:
+                raise ServiceError(
+                    _("Enter a phone number, or choose e-mail."), field="contact_phone"
+                )
+            case = cases.open_case(
+                claimed,
+                customer=current_user,
+                contact_phone=form.contact_phone.data,
+                contact_preference=form.contact_preference.data,
+                description=form.description.data or "",
+                actor=current_user,
+            )
+        except (InvoiceRuleError, ServiceError) as error:
+            attach_error(form, error, "number")
+        else:
+            flash(
+                _("Thank you. Your report %(ref)s has been received.", ref=case.reference),
+                "success",
+            )
+            return redirect(url_for("customer.case_detail", reference=case.reference))
+    return render_template("customer/case_new.html", form=form), 422
+
+
+@bp.route("/cases")
+@login_required
+def case_list():
+    return render_template("customer/cases.html", cases=cases.cases_of(current_user))
+
+
+def _own_case_or_404(reference: str):
+    case = cases.case_for_customer(current_user, reference)
+    if case is None:
+        abort(404)  # another customer's case looks exactly like one that does not exist
+    return case
+
+
+@bp.route("/cases/<reference>")
+@login_required
+def case_detail(reference: str):
+    case = _own_case_or_404(reference)
+    return render_template(
+        "customer/case.html",
+        case=case,
+        events=cases.public_events(case),
+        message_form=MessageForm(formdata=None),
+        withdraw_form=WithdrawForm(formdata=None),
+    )
+
+
+@bp.route("/cases/<reference>/messages", methods=["POST"])
+@login_required
+def case_message(reference: str):
+    case = _own_case_or_404(reference)
+    form = MessageForm()
+    if form.validate_on_submit():
+        try:
+            cases.add_message(case, current_user, form.body.data)
+        except ServiceError as error:
+            flash(error.message, "error")
+        else:
+            flash(_("Your message has been added."), "success")
+            return redirect(url_for("customer.case_detail", reference=reference) + "#messages")
+    else:
+        for errors in form.errors.values():
+            flash(" ".join(str(e) for e in errors), "error")
+    return redirect(url_for("customer.case_detail", reference=reference) + "#messages")
+
+
+@bp.route("/cases/<reference>/withdraw", methods=["POST"])
+@login_required
+def case_withdraw(reference: str):
+    case = _own_case_or_404(reference)
+    form = WithdrawForm()
+    if form.validate_on_submit():
+        try:
+            cases.withdraw(case, current_user, form.reason.data or "")
+        except ServiceError as error:
+            flash(error.message, "error")
+        else:
+            flash(_("Your report has been withdrawn."), "success")
+    return redirect(url_for("customer.case_detail", reference=reference))
+
+
+@bp.route("/buyers", methods=["GET", "POST"])
+@login_required
+def buyer_links():
+    form = BuyerLinkForm()
+    if form.validate_on_submit():
+        try:
+            buyers.request_link(
+                current_user, form.buyer_tax_id.data, form.buyer_name.data, form.note.data or ""
+            )
+        except ServiceError as error:
+            attach_error(form, error, "buyer_tax_id")
+        else:
+            flash(_("Your request has been sent; staff will review it."), "success")
+            return redirect(url_for("customer.buyer_links"))
+    status = 422 if form.errors else 200
+    return render_template(
+        "customer/buyers.html", form=form, links=buyers.links_of(current_user)
+    ), status
+
+
+@bp.route("/buyers/invitations/<token>", methods=["GET", "POST"])
+@login_required
+def accept_invitation(token: str):
+    link = buyers.invitation(token)
+    if link is None:
+        abort(404)
+    form = FlaskForm()
+    if form.validate_on_submit():
+        try:
+            buyers.accept_invitation(current_user, token)
+        except ServiceError as error:
+            flash(error.message, "error")
+        else:
+            flash(_("You can now see the invoices of %(name)s.", name=link.buyer_name), "success")
+            return redirect(url_for("customer.my_invoices"))
+    return render_template("customer/invitation.html", link=link, form=form)
+
+
+def _filter_from(form: InvoiceFilterForm) -> buyers.InvoiceFilter:
+    def money(field) -> Decimal | None:
+        try:
+            return parse_money(field.data, field=field.name) if field.data else None
+        except InvoiceRuleError as error:
+            field.errors = [*field.errors, error.message(current_language())]
+            return None
+
+    return buyers.InvoiceFilter(
+        state=form.state.data or None,
+        date_from=form.date_from.data,
+        date_to=form.date_to.data,
+        amount_min=money(form.amount_min),
+        amount_max=money(form.amount_max),
+        number=form.number.data or None,
+    )
+
+
+@bp.route("/invoices")
+@login_required
+def my_invoices():
+    form = InvoiceFilterForm(request.args)
+    form.validate()
+    page = buyers.my_invoices(
+        current_user,
+        _filter_from(form),
+        request.args.get("page", 1, type=int),
+        current_app.config["PAGE_SIZE"],
+    )
+    return render_template(
+        "customer/invoices.html",
+        form=form,
+        page=page,
+        tax_ids=buyers.approved_tax_ids(current_user),
+    )
+
+
+@bp.route("/invoices.csv")
+@login_required
+def my_invoices_csv():
+    form = InvoiceFilterForm(request.args)
+    form.validate()
+    rows = buyers.export_csv(
+        current_user, _filter_from(form), current_app.config["EXPORT_MAX_ROWS"]
+    )
+    return Response(
+        stream_with_context(rows),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="invoices.csv"'},
+    )
+
+
+@bp.route("/invoices/<key>")
+@login_required
+def my_invoice(key: str):
+    invoice = buyers.my_invoice(current_user, key)
+    if invoice is None:
+        abort(404)
+    return render_template(
+        "customer/invoice.html", invoice=invoice, timeline=lookup_service.timeline(invoice)
+    )
 
 
 @bp.route("/language", methods=["POST"])

@@ -17,6 +17,16 @@ from collections.abc import Mapping
 from portal.domain.messages import DEFAULT_LOCALE, render_message
 
 ERROR_MESSAGES: Mapping[str, tuple[str, str]] = {
+    # Business calendar (SLA clocks).
+    "calendar_hours": (
+        "工作时间的开始必须早于结束。",
+        "Working hours must open before they close.",
+    ),
+    "calendar_no_workdays": (
+        "日历中一年内没有工作日。",
+        "The calendar has no working day in a year.",
+    ),
+    "negative_duration": ("时长不能为负数。", "A duration cannot be negative."),
     # Generic input problems.
     "not_text": ("{field_label}应为文本。", "The {field_label} must be text."),
     "required": ("请填写{field_label}。", "Please enter the {field_label}."),

@@ -1,7 +1,17 @@
 """SQLAlchemy models, one module per aggregate; import them from here."""
 
 from .audit import AuditEvent
-from .case import OPEN_CASE_STATES, Case, CaseState, Channel, Upload, UploadState
+from .buyer import BuyerLink, LinkState
+from .case import (
+    OPEN_CASE_STATES,
+    Case,
+    CaseEvent,
+    CaseState,
+    Channel,
+    ReferenceCounter,
+    Upload,
+    UploadState,
+)
 from .invoice import (
     Invoice,
     InvoiceSource,
@@ -10,6 +20,7 @@ from .invoice import (
     SubmissionAttempt,
     SubmissionState,
 )
+from .lookup import LookupEvent
 from .monitoring import Alert
 from .types import UTCDateTime, utcnow
 from .user import STAFF_ROLES, ApiToken, Role, User, hash_api_token, new_session_token
@@ -20,11 +31,16 @@ __all__ = [
     "Alert",
     "ApiToken",
     "AuditEvent",
+    "BuyerLink",
     "Case",
+    "CaseEvent",
     "CaseState",
     "Channel",
     "Invoice",
     "InvoiceSource",
+    "LinkState",
+    "LookupEvent",
+    "ReferenceCounter",
     "RegistryState",
     "Role",
     "Submission",

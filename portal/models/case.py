@@ -16,6 +16,9 @@ from .types import UTCDateTime, utcnow
 class CaseState(StrEnum):
     """The life of a case. Staff decisions move it; the registry's answer resolves it."""
 
+    # A web report starts in awaiting_evidence until a file is added or the customer says they
+    # have none; counter and phone reports taken by staff go straight to awaiting_review.
+
     AWAITING_EVIDENCE = "awaiting_evidence"
     AWAITING_REVIEW = "awaiting_review"
     IN_REVIEW = "in_review"
@@ -77,6 +80,7 @@ class Case(db.Model):
     assignee = relationship("User", foreign_keys=[assignee_id])
     invoice = relationship("Invoice")
     uploads: Mapped[list[Upload]] = relationship(back_populates="case", order_by="Upload.id")
+    events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
 
     @property
     def is_open(self) -> bool:
@@ -111,3 +115,33 @@ class Upload(db.Model):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     case: Mapped[Case | None] = relationship(back_populates="uploads")
+
+
+class CaseEvent(db.Model):
+    """One line of a case's timeline (opened, evidence added, information requested, …).
+
+    ``public`` events are shown to the customer; internal notes are for staff only.
+    """
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    from_staff: Mapped[bool] = mapped_column(default=False)
+    public: Mapped[bool] = mapped_column(default=True)
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="events")
+    actor = relationship("User")
+
+
+class ReferenceCounter(db.Model):
+    """The last case number used in a year, for references like BJ-2026-000123."""
+
+    __tablename__ = "reference_counters"
+
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_value: Mapped[int] = mapped_column(default=0)

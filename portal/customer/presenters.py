@@ -1,0 +1,85 @@
+"""Small helpers templates use to present lookups and cases."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+from . import bp
+
+TIMELINE_LABELS = {
+    "issued": _l("Issued"),
+    "queued": _l("Queued for the registry"),
+    ("attempt", "success"): _l("Sent to the registry: accepted"),
+    ("attempt", "transient"): _l("Sent to the registry: no answer yet, will retry"),
+    ("attempt", "permanent"): _l("Sent to the registry: refused, staff are checking"),
+    "registered": _l("Registered"),
+}
+
+CASE_STATES = {
+    "awaiting_evidence": _l("Waiting for evidence"),
+    "awaiting_review": _l("Waiting for review"),
+    "in_review": _l("Being reviewed"),
+    "info_requested": _l("Waiting for your information"),
+    "approved": _l("Approved, being registered"),
+    "resolved": _l("Resolved"),
+    "rejected": _l("Rejected"),
+    "withdrawn": _l("Withdrawn"),
+}
+
+EVENT_LABELS = {
+    "opened": _l("Report received"),
+    "message": _l("Message"),
+    "info_added": _l("You added information"),
+    "withdrawn": _l("You withdrew the report"),
+}
+
+REGISTRY_STATES = {
+    "pending": _l("Pending"),
+    "registered": _l("Registered"),
+    "failed": _l("Failed"),
+    "conflict": _l("Conflict"),
+}
+
+
+def query_fields(query) -> dict[str, str]:
+    """A parsed lookup as the form's field values."""
+    return {
+        "code": query.identity.code,
+        "number": query.identity.number,
+        "issue_date": query.issue_date.isoformat() if query.issue_date else "",
+        "amount": f"{query.amount:.2f}" if query.amount is not None else "",
+        "total": f"{query.total:.2f}" if query.total is not None else "",
+        "check_code_last6": query.check_code_last6 or "",
+    }
+
+
+def corrected_lookup(result, finding) -> dict[str, str]:
+    """The lookup with the typed amount moved to the field it really is, the other left blank
+    for the customer to read off the invoice."""
+    fields = query_fields(result.query)
+    asked, entered = finding.params.get("field"), finding.params.get("entered")
+    if asked in ("amount", "total") and entered in ("amount", "total"):
+        fields[entered], fields[asked] = fields[asked], ""
+    return {k: v for k, v in fields.items() if v}
+
+
+def report_link_fields(result) -> dict[str, str]:
+    """What the "report this invoice" button carries into the report form."""
+    return {k: v for k, v in query_fields(result.query).items() if v}
+
+
+def timeline_label(entry) -> str:
+    label = TIMELINE_LABELS.get((entry.kind, entry.outcome)) or TIMELINE_LABELS.get(entry.kind)
+    return str(label or entry.kind)
+
+
+@bp.app_context_processor
+def presenters() -> dict:
+    return {
+        "corrected_lookup": corrected_lookup,
+        "report_link_fields": report_link_fields,
+        "timeline_label": timeline_label,
+        "case_state_label": lambda state: str(CASE_STATES.get(state, state)),
+        "event_label": lambda kind: str(EVENT_LABELS.get(kind, kind)),
+        "registry_state_label": lambda state: str(REGISTRY_STATES.get(state, state)),
+    }

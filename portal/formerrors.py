@@ -1,0 +1,17 @@
+"""Putting a refusal from the rules or a service beside the form field it is about."""
+
+from __future__ import annotations
+
+from .domain import InvoiceRuleError
+from .i18n import current_language
+from .services.errors import ServiceError
+
+
+def attach_error(form, error: InvoiceRuleError | ServiceError, fallback: str) -> None:
+    """Add ``error``'s message to the field it names, or to ``fallback`` if the form lacks it."""
+    if isinstance(error, InvoiceRuleError):
+        message = error.message(current_language())
+    else:
+        message = error.message
+    field = form[error.field] if error.field and error.field in form else form[fallback]
+    field.errors = [*field.errors, message]

@@ -1,0 +1,234 @@
+"""Cases: a customer's report that an invoice is missing, its timeline and its messages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..domain import (
+    InvoiceRuleError,
+    parse_check_code,
+    parse_check_code_last6,
+    parse_identity,
+    parse_money,
+    parse_taxpayer_id,
+)
+from ..extensions import db
+from ..models import Case, CaseEvent, CaseState, Channel, ReferenceCounter, User, utcnow
+from . import audit, sla
+from .errors import ServiceError
+
+MAX_MESSAGE_LENGTH = 4000
+
+
+@dataclass(frozen=True)
+class ClaimedInvoice:
+    """What the reporter says the missing invoice is (already parsed by the form)."""
+
+    code: str
+    number: str
+    issue_date: date | None
+    amount: Decimal | None
+    total: Decimal | None
+    check_code: str
+    buyer_tax_id: str
+
+
+CLAIM_FIELDS = ("code", "number", "issue_date", "amount", "total", "check_code", "buyer_tax_id")
+
+
+def parse_claim(values: Mapping[str, object]) -> ClaimedInvoice:
+    """Parse a report's invoice fields with the domain rules; raises InvoiceRuleError naming the
+    field at fault. The check code may be all 20 digits or just the last 6."""
+
+    def text(name: str) -> str:
+        value = values.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    def money(name: str) -> Decimal | None:
+        return parse_money(text(name), field=name) if text(name) else None
+
+    identity = parse_identity(text("code"), text("number"))
+    check = text("check_code")
+    if check:
+        digits = "".join(ch for ch in check if not ch.isspace())
+        check = parse_check_code(check) if len(digits) > 6 else parse_check_code_last6(check)
+    tax_id = text("buyer_tax_id")
+    if tax_id:
+        try:
+            tax_id = parse_taxpayer_id(tax_id).value
+        except InvoiceRuleError as error:
+            raise InvoiceRuleError(
+                error.code, **{**error.params, "field": "buyer_tax_id"}
+            ) from None
+    issue_date = values.get("issue_date")
+    return ClaimedInvoice(
+        code=identity.code,
+        number=identity.number,
+        issue_date=issue_date if isinstance(issue_date, date) else None,
+        amount=money("amount"),
+        total=money("total"),
+        check_code=check,
+        buyer_tax_id=tax_id,
+    )
+
+
+def next_reference(year: int) -> str:
+    """The next public case reference of ``year``: ``BJ-2026-000123`` (never reused)."""
+    for _ in range(5):
+        value = db.session.scalar(
+            update(ReferenceCounter)
+            .where(ReferenceCounter.year == year)
+            .values(last_value=ReferenceCounter.last_value + 1)
+            .returning(ReferenceCounter.last_value)
+        )
+        if value is not None:
+            return f"BJ-{year}-{value:06d}"
+        try:
+            with db.session.begin_nested():
+                db.session.add(ReferenceCounter(year=year, last_value=0))
+        except IntegrityError:
+            pass  # another request created the year's counter first; use it
+    raise RuntimeError("could not allocate a case reference")
+
+
+def open_case(
+    claimed: ClaimedInvoice,
+    *,
+    customer: User | None,
+    channel: str = Channel.WEB,
+    contact_email: str | None = None,
+    contact_phone: str | None = None,
+    contact_preference: str = "email",
+    description: str = "",
+    actor=None,
+) -> Case:
+    """Open a case with its SLA promise and first timeline entry; commits."""
+    try:
+        identity = parse_identity(claimed.code, claimed.number)
+    except InvoiceRuleError as error:
+        raise ServiceError(error.message(), field=error.field) from None
+    now = utcnow()
+    case = Case(
+        reference=next_reference(now.year),
+        channel=channel,
+        state=CaseState.AWAITING_REVIEW,
+        customer_id=customer.id if customer else None,
+        contact_email=contact_email or (customer.email if customer else None),
+        contact_phone=contact_phone or None,
+        contact_preference=contact_preference,
+        description=description.strip()[:MAX_MESSAGE_LENGTH],
+        claimed_key=identity.key,
+        claimed_code=identity.code,
+        claimed_number=identity.number,
+        claimed_issue_date=claimed.issue_date,
+        claimed_amount=claimed.amount,
+        claimed_total=claimed.total,
+        claimed_check_code=claimed.check_code,
+        claimed_buyer_tax_id=claimed.buyer_tax_id,
+        first_response_due_at=sla.first_response_due(now),
+        resolution_due_at=sla.resolution_due(now),
+        created_at=now,
+    )
+    db.session.add(case)
+    db.session.flush()
+    db.session.add(
+        CaseEvent(
+            case_id=case.id,
+            kind="opened",
+            actor_id=getattr(actor, "id", None),
+            from_staff=channel != Channel.WEB,
+        )
+    )
+    audit.record(
+        "case.opened",
+        "case",
+        case.reference,
+        after={"state": case.state, "channel": channel, "invoice": identity.key},
+        actor=actor,
+    )
+    db.session.commit()
+    return case
+
+
+def cases_of(customer: User) -> list[Case]:
+    """A customer's cases, newest first."""
+    return db.session.scalars(
+        select(Case).where(Case.customer_id == customer.id).order_by(Case.id.desc())
+    ).all()
+
+
+def case_for_customer(customer: User, reference: str) -> Case | None:
+    """The case with this reference if it belongs to ``customer``; None otherwise (→ 404)."""
+    return db.session.scalar(
+        select(Case).where(Case.reference == reference, Case.customer_id == customer.id)
+    )
+
+
+def public_events(case: Case) -> list[CaseEvent]:
+    """The timeline a customer sees (internal staff notes left out)."""
+    return [e for e in case.events if e.public]
+
+
+def add_message(case: Case, author: User, body: str, *, from_staff: bool = False) -> CaseEvent:
+    """Add a plain-text message to the case; a customer's reply to a request for information
+    puts the case back in the review queue. Commits."""
+    body = (body or "").strip()
+    if not body:
+        raise ServiceError(_l("Write a message first."), field="body")
+    if len(body) > MAX_MESSAGE_LENGTH:
+        raise ServiceError(
+            _l("A message can have at most %(n)d characters.", n=MAX_MESSAGE_LENGTH), field="body"
+        )
+    if not case.is_open:
+        raise ServiceError(_l("This case is closed; open a new report if you need to."))
+    event = CaseEvent(
+        case_id=case.id, kind="message", actor_id=author.id, from_staff=from_staff, body=body
+    )
+    db.session.add(event)
+    before = case.state
+    if not from_staff and case.state == CaseState.INFO_REQUESTED:
+        case.state = CaseState.AWAITING_REVIEW
+        db.session.add(CaseEvent(case_id=case.id, kind="info_added", actor_id=author.id))
+    audit.record(
+        "case.message",
+        "case",
+        case.reference,
+        before={"state": before},
+        after={"state": case.state, "from_staff": from_staff},
+        actor=author,
+    )
+    db.session.commit()
+    return event
+
+
+def withdraw(case: Case, customer: User, reason: str = "") -> None:
+    """The customer no longer needs the case. Commits."""
+    if not case.is_open or case.state == CaseState.APPROVED:
+        raise ServiceError(_l("This case can no longer be withdrawn."))
+    before = case.state
+    case.state = CaseState.WITHDRAWN
+    case.resolved_at = utcnow()
+    db.session.add(
+        CaseEvent(
+            case_id=case.id,
+            kind="withdrawn",
+            actor_id=customer.id,
+            body=(reason or "").strip()[:MAX_MESSAGE_LENGTH],
+        )
+    )
+    audit.record(
+        "case.withdrawn",
+        "case",
+        case.reference,
+        before={"state": before},
+        after={"state": case.state},
+        actor=customer,
+    )
+    db.session.commit()

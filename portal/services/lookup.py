@@ -1,0 +1,207 @@
+"""Lookup: what a customer typed, compared with the ledger and the registry, explained.
+
+The answer is never a bare "not found": ``lookup`` returns the domain's ordered findings. The
+timeline of a ledger invoice is shown only after a full match, so a lookup never reveals more
+than the customer proved they already hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from ..domain import (
+    Finding,
+    FindingCode,
+    LedgerRecord,
+    LookupQuery,
+    build_lookup_query,
+    shanghai_date,
+)
+from ..domain import RegistryState as DomainRegistryState
+from ..domain import diagnose as domain_diagnose
+from ..extensions import db
+from ..models import Invoice, LookupEvent, Submission, SubmissionAttempt, utcnow
+from ..queue import redis_connection
+from .errors import ServiceError
+from .registry_link import breaker
+
+MATCH_CODES = {FindingCode.REGISTERED, FindingCode.PENDING_REGISTRY}
+
+# Our delivery error kinds → the customer-safe reasons the diagnosis knows.
+_CUSTOMER_ERRORS = {
+    "timeout": "timeout",
+    "connection": "unavailable",
+    "bad_response": "unavailable",
+    "rate_limited": "rate_limited",
+    "invalid": "rejected",
+    "rejected": "rejected",
+    "conflict": "conflict",
+}
+
+
+def customer_error(error_kind: str | None) -> str | None:
+    """The customer-safe reason (a key the diagnosis knows) for a delivery error kind."""
+    if not error_kind:
+        return None
+    if error_kind.startswith("http_5"):
+        return "unavailable"
+    return _CUSTOMER_ERRORS.get(error_kind, "unavailable")
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One step in an invoice's way to the registry, for the result page."""
+
+    at: datetime | date
+    kind: str  # issued | queued | attempt | registered
+    outcome: str | None = None
+
+
+@dataclass
+class LookupResult:
+    """What a lookup found: ``findings`` always; the ``invoice`` and ``timeline`` only on a
+    full match."""
+
+    query: LookupQuery
+    findings: tuple[Finding, ...]
+    registry_health: str
+    checks_left_today: int
+    invoice: Invoice | None = None
+    timeline: list[TimelineEntry] = field(default_factory=list)
+
+    @property
+    def matched(self) -> bool:
+        return any(f.code in MATCH_CODES for f in self.findings)
+
+    @property
+    def codes(self) -> list[str]:
+        return [str(f.code) for f in self.findings]
+
+
+class LookupLimited(ServiceError):
+    """This invoice was looked up too often today."""
+
+
+def parse(values: Mapping[str, object]) -> LookupQuery:
+    """The lookup the customer typed; raises the domain's InvoiceRuleError with the field."""
+    return build_lookup_query(values)
+
+
+def _spend_daily_check(key: str, today: date) -> int:
+    """Count one check of ``key`` today; returns checks left, raises LookupLimited past N."""
+    limit = current_app.config["LOOKUPS_PER_INVOICE_PER_DAY"]
+    counter = f"portal:lookups:{today.isoformat()}:{key}"
+    try:
+        pipe = redis_connection().pipeline()
+        pipe.incr(counter)
+        pipe.expire(counter, 2 * 86400)
+        used, _ = pipe.execute()
+    except Exception:  # Redis down: the per-IP limits still stand; do not refuse customers
+        current_app.logger.warning("lookup counter unavailable", exc_info=True)
+        return limit
+    if used > limit:
+        raise LookupLimited(
+            _l(
+                "This invoice has already been checked %(n)d times today. "
+                "Please try again tomorrow.",
+                n=limit,
+            ),
+            code="too_many_checks",
+        )
+    return limit - used
+
+
+def _registry_state(invoice: Invoice) -> DomainRegistryState:
+    latest = db.session.scalar(
+        select(Submission)
+        .where(Submission.invoice_id == invoice.id)
+        .order_by(Submission.id.desc())
+        .limit(1)
+    )
+    if invoice.registry_id:
+        return DomainRegistryState(
+            registry_id=invoice.registry_id,
+            registered_at=invoice.registered_at,
+            attempts=latest.attempts if latest else 0,
+        )
+    if latest is None:
+        return DomainRegistryState()
+    waiting = latest.state in ("queued", "retry_scheduled", "in_flight")
+    return DomainRegistryState(
+        attempts=latest.attempts,
+        next_attempt_at=latest.next_attempt_at if waiting else None,
+        last_error=customer_error(latest.last_error_kind),
+    )
+
+
+def timeline(invoice: Invoice) -> list[TimelineEntry]:
+    """The invoice's way to the registry: issued, queued, each attempt, registered."""
+    entries = [TimelineEntry(invoice.issue_date, "issued")]
+    submissions = db.session.scalars(
+        select(Submission).where(Submission.invoice_id == invoice.id).order_by(Submission.id)
+    ).all()
+    for s in submissions:
+        entries.append(TimelineEntry(s.created_at, "queued"))
+        for a in db.session.scalars(
+            select(SubmissionAttempt)
+            .where(SubmissionAttempt.submission_id == s.id)
+            .order_by(SubmissionAttempt.id)
+        ):
+            entries.append(TimelineEntry(a.started_at, "attempt", a.outcome))
+    if invoice.registered_at:
+        entries.append(TimelineEntry(invoice.registered_at, "registered"))
+    return entries
+
+
+def lookup(query: LookupQuery, *, user=None, channel: str = "web") -> LookupResult:
+    """Diagnose ``query`` against the ledger and the registry state; counts one daily check."""
+    today = shanghai_date(utcnow())
+    key = query.identity.key
+    checks_left = _spend_daily_check(key, today)
+    invoice = db.session.scalar(select(Invoice).where(Invoice.key == key))
+    ledger = registry = None
+    if invoice is not None:
+        ledger = LedgerRecord(
+            key=invoice.key,
+            issue_date=invoice.issue_date,
+            amount=invoice.amount,
+            total=invoice.total,
+            check_code=invoice.check_code or None,
+        )
+        registry = _registry_state(invoice)
+    health = breaker().status().state if _redis_ok() else "unknown"
+    findings = domain_diagnose(
+        query,
+        today=today,
+        ledger=ledger,
+        registry=registry,
+        registry_available=health == "closed",
+    )
+    result = LookupResult(query, findings, health, checks_left)
+    if result.matched:
+        result.invoice = invoice
+        result.timeline = timeline(invoice)
+    db.session.add(
+        LookupEvent(
+            invoice_key=key,
+            finding=str(findings[0].code),
+            channel=channel,
+            user_id=getattr(user, "id", None),
+        )
+    )
+    db.session.commit()
+    return result
+
+
+def _redis_ok() -> bool:
+    try:
+        redis_connection().ping()
+    except Exception:
+        return False
+    return True

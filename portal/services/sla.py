@@ -1,0 +1,48 @@
+"""SLA promises: when a case must get its first reply and its resolution, in business time.
+
+The calendar comes from ``portal/data/holidays/<year>.json`` (public holidays and make-up
+working days, as published each year); a year without a file counts weekends only.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta
+from functools import cache
+from importlib import resources
+
+from flask import current_app
+
+from ..domain.sla import BusinessCalendar, add_business_time, business_days
+
+
+@cache
+def _calendar_data() -> tuple[frozenset[date], frozenset[date]]:
+    holidays: set[date] = set()
+    makeup: set[date] = set()
+    folder = resources.files("portal.data").joinpath("holidays")
+    for entry in folder.iterdir():
+        if entry.name.endswith(".json"):
+            data = json.loads(entry.read_text(encoding="utf-8"))
+            holidays.update(date.fromisoformat(d) for d in data["holidays"])
+            makeup.update(date.fromisoformat(d) for d in data["makeup_workdays"])
+    return frozenset(holidays), frozenset(makeup)
+
+
+def calendar() -> BusinessCalendar:
+    """The business calendar: Beijing working hours, holidays and make-up days from data files."""
+    holidays, makeup = _calendar_data()
+    return BusinessCalendar(holidays, makeup)
+
+
+def first_response_due(opened_at: datetime) -> datetime:
+    """When a case opened at ``opened_at`` must have had its first reply."""
+    hours = current_app.config["SLA_FIRST_RESPONSE_HOURS"]
+    return add_business_time(opened_at, timedelta(hours=hours), calendar())
+
+
+def resolution_due(opened_at: datetime) -> datetime:
+    """When a case opened at ``opened_at`` must be resolved."""
+    days = current_app.config["SLA_RESOLUTION_DAYS"]
+    cal = calendar()
+    return add_business_time(opened_at, business_days(days, cal), cal)
