@@ -45,6 +45,7 @@ _NUMERIC_SETTINGS = (
     "SLA_RESOLUTION_DAYS",
     "PAGE_SIZE",
     "EXPORT_MAX_ROWS",
+    "SLA_AT_RISK_HOURS",
 )
 
 
@@ -93,6 +94,9 @@ class BaseConfig:
     SLA_FIRST_RESPONSE_HOURS = 4  # business hours
     SLA_RESOLUTION_DAYS = 2  # business days
     PAGE_SIZE = 25
+    SELLER_TAX_ID = "911101017967003199"  # the company's own taxpayer ID (the seller)
+    FOUR_EYES_AMOUNT = "100000.00"  # approvals with a larger total need a second supervisor
+    SLA_AT_RISK_HOURS = 4  # a case due within this many hours is "at risk"
     EXPORT_MAX_ROWS = 50000
 
     # Registry delivery (outbox). See README "Registry delivery" for what each one does.
@@ -124,6 +128,8 @@ class BaseConfig:
         settings["MAIL_URL"] = _env("MAIL_URL", settings["MAIL_URL"])
         if settings["MAIL_URL"] is None and _env("MAIL_SERVER"):
             settings["MAIL_URL"] = f"smtp://{_env('MAIL_SERVER')}:{_env_int('MAIL_PORT', 25)}"
+        settings["SELLER_TAX_ID"] = _env("SELLER_TAX_ID", settings["SELLER_TAX_ID"])
+        settings["FOUR_EYES_AMOUNT"] = _env("FOUR_EYES_AMOUNT", settings["FOUR_EYES_AMOUNT"])
         settings["MAX_CONTENT_LENGTH"] = _env_int(
             "MAX_UPLOAD_BYTES", settings["MAX_CONTENT_LENGTH"]
         )

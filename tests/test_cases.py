@@ -141,3 +141,23 @@ def test_the_case_list_shows_only_my_cases(app, client):
     my_ref = report(client).headers["Location"].rsplit("/", 1)[-1]
     listing = client.get("/cases").get_data(as_text=True)
     assert my_ref in listing and other_ref not in listing
+
+
+def test_waiting_on_the_customer_pauses_the_sla_clock(ctx):
+    from portal.services import accounts
+
+    customer = accounts.register_customer("c@example.com", "Gao-Shan-Liu-Shui-42")
+    case = cases.open_case(
+        cases.parse_claim({"number": "12345678", "code": "011001900111"}), customer=customer
+    )
+    due = case.resolution_due_at
+    # Paused Monday 30 November 10:00 to 14:00 Beijing time: four working hours.
+    case.state = CaseState.INFO_REQUESTED
+    case.sla_paused_at = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    sla.resume(case, datetime(2026, 11, 30, 6, 0, tzinfo=UTC))
+    assert case.sla_paused_at is None
+    from datetime import timedelta
+
+    from portal.domain.sla import business_time_between
+
+    assert business_time_between(due, case.resolution_due_at, sla.calendar()) == timedelta(hours=4)

@@ -28,9 +28,46 @@ CASE_STATES = {
 
 EVENT_LABELS = {
     "opened": _l("Report received"),
+    "claimed": _l("Claimed by a reviewer"),
+    "released": _l("Returned to the queue"),
+    "assigned": _l("Assigned"),
+    "approval_pending": _l("Approved; waiting for a second approval"),
+    "approved": _l("Approved; the invoice is being registered"),
+    "registered": _l("Registered with the registry"),
+    "rejected": _l("Rejected"),
+    "info_requested": _l("More information requested"),
+    "merged": _l("Merged with another report"),
+    "merged_in": _l("Another report was merged into this one"),
+    "already_registered": _l("The invoice was already registered"),
     "message": _l("Message"),
     "info_added": _l("You added information"),
     "withdrawn": _l("You withdrew the report"),
+}
+
+CHANNELS = {
+    "web": _l("Online"),
+    "counter": _l("Counter"),
+    "phone": _l("Phone"),
+    "email": _l("E-mail"),
+}
+
+SLA_STATES = {
+    "breached": _l("Overdue"),
+    "at_risk": _l("Due soon"),
+    "on_time": _l("On time"),
+}
+
+FIELD_LABELS = {
+    "code": _l("Invoice code"),
+    "number": _l("Invoice number"),
+    "issue_date": _l("Issue date"),
+    "amount": _l("Amount excluding tax"),
+    "tax": _l("Tax"),
+    "total": _l("Total including tax"),
+    "check_code": _l("Check code"),
+    "buyer_tax_id": _l("Buyer taxpayer ID"),
+    "buyer_name": _l("Buyer name"),
+    "seller_tax_id": _l("Seller taxpayer ID"),
 }
 
 REGISTRY_STATES = {
@@ -82,4 +119,7 @@ def presenters() -> dict:
         "case_state_label": lambda state: str(CASE_STATES.get(state, state)),
         "event_label": lambda kind: str(EVENT_LABELS.get(kind, kind)),
         "registry_state_label": lambda state: str(REGISTRY_STATES.get(state, state)),
+        "channel_label": lambda channel: str(CHANNELS.get(channel, channel)),
+        "sla_label": lambda status: str(SLA_STATES.get(status, status)),
+        "field_label": lambda name: str(FIELD_LABELS.get(name, name)),
     }

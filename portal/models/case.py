@@ -27,6 +27,7 @@ class CaseState(StrEnum):
     RESOLVED = "resolved"
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
+    MERGED = "merged"  # a duplicate folded into another case (``merged_into_id``)
 
 
 OPEN_CASE_STATES = (
@@ -69,7 +70,15 @@ class Case(db.Model):
     claimed_total: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     claimed_check_code: Mapped[str] = mapped_column(String(20), default="")
     claimed_buyer_tax_id: Mapped[str] = mapped_column(String(20), default="")
+    # What the customer confirmed after seeing the fields read from the evidence.
+    confirmed_fields: Mapped[dict | None] = mapped_column(db.JSON)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    first_responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The SLA clock stops while the customer is asked for information.
+    sla_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_response_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolution_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -77,10 +86,14 @@ class Case(db.Model):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     customer = relationship("User", foreign_keys=[customer_id])
+    merged_into = relationship("Case", remote_side=[id], foreign_keys=[merged_into_id])
     assignee = relationship("User", foreign_keys=[assignee_id])
     invoice = relationship("Invoice")
     uploads: Mapped[list[Upload]] = relationship(back_populates="case", order_by="Upload.id")
     events: Mapped[list[CaseEvent]] = relationship(back_populates="case", order_by="CaseEvent.id")
+    decisions: Mapped[list[ReviewDecision]] = relationship(
+        back_populates="case", order_by="ReviewDecision.id"
+    )
 
     @property
     def is_open(self) -> bool:
@@ -104,6 +117,14 @@ class Upload(db.Model):
     uploader_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     original_name: Mapped[str] = mapped_column(String(255))
     storage_key: Mapped[str] = mapped_column(String(80), unique=True)
+    # Derived files: a metadata-free re-encoded image (or a PDF's first page as PNG) and a
+    # thumbnail; the original is only ever offered as a download.
+    preview_key: Mapped[str | None] = mapped_column(String(80))
+    thumbnail_key: Mapped[str | None] = mapped_column(String(80))
+    pages: Mapped[int] = mapped_column(default=1)
+    attempts: Mapped[int] = mapped_column(default=0)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     media_type: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int]
     sha256: Mapped[str] = mapped_column(String(64), index=True)
@@ -145,3 +166,37 @@ class ReferenceCounter(db.Model):
 
     year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     last_value: Mapped[int] = mapped_column(default=0)
+
+
+class DecisionKind(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    REQUEST_INFO = "request_info"
+    MERGE = "merge"
+    CLOSE_REGISTERED = "close_registered"
+
+
+class ReviewDecision(db.Model):
+    """A reviewer's decision on a case, with the fields approved and the reasons given.
+
+    An approval above the four-eyes amount waits (``awaiting_second``) until a different
+    supervisor confirms it; only then is the invoice re-entered.
+    """
+
+    __tablename__ = "review_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    reason_code: Mapped[str | None] = mapped_column(String(32))
+    reason_text: Mapped[str] = mapped_column(Text, default="")
+    approved_fields: Mapped[dict | None] = mapped_column(db.JSON)
+    awaiting_second: Mapped[bool] = mapped_column(default=False)
+    second_reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    second_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="decisions")
+    reviewer = relationship("User", foreign_keys=[reviewer_id])
+    second_reviewer = relationship("User", foreign_keys=[second_reviewer_id])

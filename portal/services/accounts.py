@@ -158,3 +158,42 @@ def user_for_api_token(token: str) -> User | None:
     if row is None or row.revoked_at is not None or not row.user.active:
         return None
     return row.user
+
+
+def staff_users() -> list[User]:
+    """Every non-customer account, by e-mail."""
+    return db.session.scalars(
+        select(User).where(User.role != Role.CUSTOMER).order_by(User.email)
+    ).all()
+
+
+def update_user(admin: User, user: User, role: str, active: bool, password: str = "") -> None:
+    """An admin changes a user's role, disables or enables them, or resets their password.
+
+    Disabling or resetting the password ends every session the user has. Commits.
+    """
+    if not admin.has_role(Role.ADMIN):
+        raise ServiceError(_l("Only admins manage users."))
+    try:
+        role = Role(role)
+    except ValueError:
+        raise ServiceError(_l("Unknown role."), field="role") from None
+    if user.id == admin.id and (not active or role != Role.ADMIN):
+        raise ServiceError(_l("You cannot disable or demote yourself."), field="role")
+    before = {"role": user.role, "active": user.active}
+    user.role = role
+    if password:
+        check_password_policy(password, user.email)
+        user.password_hash = hash_password(password)
+    if (user.active and not active) or password:
+        end_all_sessions(user)
+    user.active = active
+    audit.record(
+        "user.updated",
+        "user",
+        user.id,
+        before=before,
+        after={"role": role, "active": active, "password_reset": bool(password)},
+        actor=admin,
+    )
+    db.session.commit()

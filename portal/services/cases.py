@@ -194,7 +194,9 @@ def add_message(case: Case, author: User, body: str, *, from_staff: bool = False
     db.session.add(event)
     before = case.state
     if not from_staff and case.state == CaseState.INFO_REQUESTED:
-        case.state = CaseState.AWAITING_REVIEW
+        # Back to the reviewer who asked (or to the queue), with the SLA clock running again.
+        case.state = CaseState.IN_REVIEW if case.assignee_id else CaseState.AWAITING_REVIEW
+        sla.resume(case, utcnow())
         db.session.add(CaseEvent(case_id=case.id, kind="info_added", actor_id=author.id))
     audit.record(
         "case.message",

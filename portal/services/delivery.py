@@ -29,7 +29,7 @@ from ..models import (
     utcnow,
 )
 from ..registry.client import DeliveryResult, Outcome
-from . import audit
+from . import audit, review
 from .outbox import DUE_STATES
 from .registry_link import breaker, client, rate_limiter
 
@@ -240,6 +240,9 @@ def _record_results(submissions, results, started, duration_ms, report: BatchRep
     db.session.add_all(attempts)
     audit.record_many(changes)
     db.session.commit()
+    registered = [s.invoice_id for s in submissions if s.state == SubmissionState.SUCCEEDED]
+    if registered:
+        review.resolve_registered(registered)  # cases that waited for this registration
 
 
 def _missing_result(key: str) -> DeliveryResult:

@@ -13,7 +13,12 @@ from importlib import resources
 
 from flask import current_app
 
-from ..domain.sla import BusinessCalendar, add_business_time, business_days
+from ..domain.sla import (
+    BusinessCalendar,
+    add_business_time,
+    business_days,
+    business_time_between,
+)
 
 
 @cache
@@ -46,3 +51,16 @@ def resolution_due(opened_at: datetime) -> datetime:
     days = current_app.config["SLA_RESOLUTION_DAYS"]
     cal = calendar()
     return add_business_time(opened_at, business_days(days, cal), cal)
+
+
+def resume(case, now: datetime) -> None:
+    """Restart a paused SLA clock: deadlines move later by the working time spent paused."""
+    if case.sla_paused_at is None:
+        return
+    cal = calendar()
+    paused = business_time_between(case.sla_paused_at, now, cal)
+    for name in ("first_response_due_at", "resolution_due_at"):
+        due = getattr(case, name)
+        if due is not None:
+            setattr(case, name, add_business_time(due, paused, cal))
+    case.sla_paused_at = None

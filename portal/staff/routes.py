@@ -1,17 +1,314 @@
-"""Staff views."""
+"""Staff views: the review queue, the review page and its decisions, the offline channel,
+registry pages, search and user management. Each view parses a form, calls one service."""
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import select
+from wtforms import SelectChoice
 
+from ..domain import InvoiceRuleError, parse_money
+from ..extensions import db
 from ..formerrors import attach_error
-from ..services import buyers
+from ..models import Case, Invoice, Role, User, utcnow
+from ..services import accounts, buyers, cases, intake, outbox, review, search
 from ..services.errors import ServiceError
 from . import bp
 from .access import staff_required
-from .forms import DecisionForm, InviteForm
+from .forms import (
+    ApproveForm,
+    AssignForm,
+    DecisionForm,
+    InviteForm,
+    MergeForm,
+    OfflineCaseForm,
+    RejectForm,
+    TextForm,
+    UserActionForm,
+    UserForm,
+)
+
+
+def _case_or_404(reference: str) -> Case:
+    case = review.case_by_reference(reference)
+    if case is None:
+        abort(404)
+    return case
+
+
+def _back(case: Case):
+    return redirect(url_for("staff.case_review", reference=case.reference))
+
+
+@bp.route("/")
+@staff_required()
+def queue():
+    args = request.args
+    money = {}
+    for name in ("amount_min", "amount_max"):
+        try:
+            money[name] = parse_money(args.get(name), field=name) if args.get(name) else None
+        except InvoiceRuleError as error:
+            flash(error.message(), "error")
+            money[name] = None
+    f = review.QueueFilter(
+        state=args.get("state") or None,
+        channel=args.get("channel") or None,
+        older_than_hours=args.get("older_than_hours", type=int),
+        assignee=args.get("assignee"),
+        region=args.get("region") or None,
+        **money,
+    )
+    return render_template(
+        "staff/queue.html",
+        cases=review.queue(f, current_user),
+        counts=review.counts_by_state(),
+        reviewers=review.reviewers(),
+        sla_status=review.sla_status,
+        now=utcnow(),
+        args=args,
+    )
+
+
+@bp.route("/queue/bulk", methods=["POST"])
+@staff_required()
+def queue_bulk():
+    # CSRFProtect has already checked the token of every POST.
+    chosen = [review.case_by_reference(r) for r in request.form.getlist("case")]
+    chosen = [c for c in chosen if c is not None]
+    action = request.form.get("action")
+    done = 0
+    try:
+        if action == "claim":
+            for case in chosen:
+                try:
+                    review.claim(case, current_user)
+                    done += 1
+                except ServiceError:
+                    continue
+        elif action == "auto_assign":
+            done = review.auto_assign(chosen, current_user)
+        elif action and action.startswith("assign:"):
+            reviewer = db.session.get(User, int(action.split(":", 1)[1]))
+            for case in chosen:
+                review.assign(case, current_user, reviewer)
+                done += 1
+        elif action == "release":
+            for case in chosen:
+                review.release(case, current_user)
+                done += 1
+        else:
+            abort(400)
+    except (ServiceError, ValueError) as error:
+        flash(getattr(error, "message", str(error)), "error")
+    flash(_("%(n)d case(s) updated.", n=done), "success")
+    return redirect(url_for("staff.queue"))
+
+
+@bp.route("/cases/<reference>")
+@staff_required()
+def case_review(reference: str):
+    case = _case_or_404(reference)
+    registry = review.registry_record(case.claimed_key) if case.claimed_key else None
+    approve_form = ApproveForm(formdata=None, data=review.prefill_fields(case))
+    assign_form = AssignForm(formdata=None)
+    assign_form.reviewer_id.choices = [SelectChoice(str(u.id), u.email) for u in review.reviewers()]
+    return render_template(
+        "staff/case.html",
+        case=case,
+        rows=review.comparison(case, registry),
+        registry=registry,
+        duplicates=review.duplicates(case),
+        pending=review.pending_second_approval(case),
+        mine=case.assignee_id == current_user.id and case.state == "in_review",
+        approve_form=approve_form,
+        reject_form=RejectForm(formdata=None),
+        text_form=TextForm(formdata=None),
+        merge_form=MergeForm(formdata=None),
+        assign_form=assign_form,
+        sla=review.sla_status(case, utcnow()),
+        review_limit=review.four_eyes_amount(),
+        next_case=_next_case(case),
+    )
+
+
+def _next_case(case: Case) -> Case | None:
+    for candidate in review.queue(review.QueueFilter(), current_user, limit=50):
+        if candidate.id != case.id and candidate.assignee_id in (None, current_user.id):
+            return candidate
+    return None
+
+
+@bp.route("/cases/<reference>/<action>", methods=["POST"])
+@staff_required()
+def case_action(reference: str, action: str):
+    case = _case_or_404(reference)
+    try:
+        if action == "claim":
+            review.claim(case, current_user)
+        elif action == "release":
+            review.release(case, current_user)
+        elif action == "assign":
+            reviewer = db.session.get(User, request.form.get("reviewer_id", type=int) or 0)
+            if reviewer is None:
+                raise ServiceError(_("Choose a reviewer."))
+            review.assign(case, current_user, reviewer)
+        elif action == "approve":
+            form = ApproveForm()
+            fields = {name: form[name].data for name in intake.CSV_HEADER}
+            decision = review.approve(case, current_user, fields)
+            if decision.awaiting_second:
+                flash(
+                    _(
+                        "Above %(amount)s: a second supervisor must confirm.",
+                        amount=review.four_eyes_amount(),
+                    ),
+                    "warning",
+                )
+                return _back(case)
+        elif action == "confirm":
+            pending = review.pending_second_approval(case)
+            if pending is None:
+                raise ServiceError(_("Nothing is waiting for a second approval."))
+            review.confirm(pending, current_user)
+        elif action == "reject":
+            form = RejectForm()
+            review.reject(case, current_user, form.reason_code.data or "", form.text.data or "")
+        elif action == "request_info":
+            review.request_info(case, current_user, request.form.get("text", ""))
+        elif action == "reply":
+            review.reply(case, current_user, request.form.get("text", ""))
+        elif action == "merge":
+            review.merge(case, current_user, request.form.get("into", ""))
+        elif action == "close_registered":
+            review.close_registered(case, current_user)
+        else:
+            abort(404)
+    except intake.IntakeErrors as error:
+        for name, (_code, message) in error.errors.items():
+            flash(f"{name}: {message}", "error")
+        return _back(case)
+    except ServiceError as error:
+        flash(error.message, "error")
+        return _back(case)
+    flash(_("Done."), "success")
+    return _back(case)
+
+
+@bp.route("/cases/new", methods=["GET", "POST"])
+@staff_required()
+def offline_case():
+    form = OfflineCaseForm()
+    if form.validate_on_submit():
+        try:
+            claimed = cases.parse_claim({n: form[n].data for n in cases.CLAIM_FIELDS})
+            customer = (
+                accounts.find_user_by_email(form.contact_email.data)
+                if form.contact_email.data
+                else None
+            )
+            case = cases.open_case(
+                claimed,
+                customer=customer if customer and not customer.is_staff else None,
+                channel=form.channel.data,
+                contact_email=form.contact_email.data or None,
+                contact_phone=form.contact_phone.data or None,
+                contact_preference="email" if form.contact_email.data else "phone",
+                description=form.description.data or "",
+                actor=current_user,
+            )
+        except (InvoiceRuleError, ServiceError) as error:
+            attach_error(form, error, "number")
+        else:
+            flash(_("Case %(ref)s opened; it is in the queue.", ref=case.reference), "success")
+            return redirect(url_for("staff.case_review", reference=case.reference))
+    return render_template("staff/offline_case.html", form=form)
+
+
+@bp.route("/dead-letters", methods=["GET", "POST"])
+@staff_required()
+def dead_letters():
+    if request.method == "POST":
+        try:
+            if request.form.get("all"):
+                n = outbox.retry_dead_matching(
+                    request.form.get("error_kind") or None, actor=current_user
+                )
+            else:
+                ids = [int(i) for i in request.form.getlist("submission")]
+                if not ids:
+                    raise ServiceError(_("Tick the dead letters to retry."))
+                n = len(outbox.retry_dead(ids, actor=current_user))
+        except (ServiceError, ValueError) as error:
+            flash(getattr(error, "message", str(error)), "error")
+        else:
+            flash(_("%(n)d dead letter(s) queued again.", n=n), "success")
+        return redirect(url_for("staff.dead_letters"))
+    kind = request.args.get("error_kind") or None
+    return render_template("staff/dead_letters.html", rows=outbox.dead_letters(kind), kind=kind)
+
+
+@bp.route("/invoices/<key>")
+@staff_required()
+def invoice(key: str):
+    found = db.session.scalar(select(Invoice).where(Invoice.key == key))
+    if found is None:
+        abort(404)
+    return render_template("staff/invoice.html", invoice=found, status=outbox.status_for(found))
+
+
+@bp.route("/search")
+@staff_required()
+def search_view():
+    q = request.args.get("q", "").strip()
+    return render_template("staff/search.html", q=q, results=search.everything(q) if q else None)
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@staff_required(Role.ADMIN)
+def users():
+    form = UserForm()
+    if form.validate_on_submit():
+        try:
+            accounts.create_user(
+                form.email.data,
+                form.password.data,
+                form.role.data,
+                display_name=form.display_name.data or "",
+                actor=current_user,
+            )
+        except ServiceError as error:
+            attach_error(form, error, "email")
+        else:
+            flash(_("Account created."), "success")
+            return redirect(url_for("staff.users"))
+    return render_template(
+        "staff/users.html",
+        form=form,
+        users=accounts.staff_users(),
+        action_form=UserActionForm(formdata=None),
+    )
+
+
+@bp.route("/users/<int:user_id>", methods=["POST"])
+@staff_required(Role.ADMIN)
+def user_update(user_id: int):
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    form = UserActionForm()
+    if form.validate_on_submit():
+        try:
+            accounts.update_user(
+                current_user, user, form.role.data, form.active.data, form.password.data or ""
+            )
+        except ServiceError as error:
+            flash(error.message, "error")
+        else:
+            flash(_("Saved."), "success")
+    return redirect(url_for("staff.users"))
 
 
 @bp.route("/buyer-links", methods=["GET", "POST"])
