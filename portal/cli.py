@@ -110,21 +110,31 @@ def worker(queues: tuple[str, ...], burst: bool, fork: bool, verbose: bool) -> N
     chosen = [get_queue(q) for q in (queues or names.ALL)]
     worker_class = Worker if fork else SimpleWorker
     w = worker_class(chosen, connection=redis_connection())
-    ticker = None
+    tickers: list[Ticker] = []
     if not burst:
-        ticker = Ticker(
-            redis_connection(),
-            get_queue(names.MAINTENANCE),
-            "workers.maintenance.sweep",
-            current_app.config["OUTBOX_SWEEP_INTERVAL"],
-            "outbox-sweep",
-        )
-        ticker.start()
+        tickers = [
+            Ticker(
+                redis_connection(),
+                get_queue(names.MAINTENANCE),
+                "workers.maintenance.sweep",
+                current_app.config["OUTBOX_SWEEP_INTERVAL"],
+                "outbox-sweep",
+            ),
+            Ticker(
+                redis_connection(),
+                get_queue(names.MAINTENANCE),
+                "workers.reconcile.run",
+                current_app.config["RECONCILE_INTERVAL"],
+                "reconcile",
+            ),
+        ]
+        for ticker in tickers:
+            ticker.start()
     current_app.logger.info("worker serving %s", ", ".join(q.name for q in chosen))
     try:
         w.work(burst=burst, with_scheduler=True, logging_level="INFO" if verbose else "WARNING")
     finally:
-        if ticker:
+        for ticker in tickers:
             ticker.stop()
 
 
@@ -228,5 +238,8 @@ def invoices_import(csv_file: str, batch_size: int) -> None:
 
 
 def register(app: Flask) -> None:
+    from .reconcile_cli import reconcile_cli
+
+    app.cli.add_command(reconcile_cli)
     for command in (users_cli, demo_cli, registry_cli, audit_cli, invoices_cli, outbox_cli, worker):
         app.cli.add_command(command)

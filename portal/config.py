@@ -46,6 +46,9 @@ _NUMERIC_SETTINGS = (
     "PAGE_SIZE",
     "EXPORT_MAX_ROWS",
     "SLA_AT_RISK_HOURS",
+    "UPLOAD_QUOTA_BYTES",
+    "SCAN_MAX_BYTES",
+    "RECONCILE_INTERVAL",
 )
 
 
@@ -60,6 +63,8 @@ class BaseConfig:
     REGISTRY_URL = "http://127.0.0.1:8100"
     UPLOAD_DIR = "uploads"
     MAIL_URL: str | None = None
+    MAIL_FROM: str | None = None
+    PUBLIC_URL = "http://127.0.0.1:8000"  # how links in mail reach the portal
 
     # Babel: Chinese first, English second; times shown in Beijing time.
     BABEL_DEFAULT_LOCALE = "zh_CN"
@@ -78,7 +83,9 @@ class BaseConfig:
     WTF_CSRF_TIME_LIMIT = 3600 * 8
 
     # Limits.
-    MAX_CONTENT_LENGTH = 20 * 1024 * 1024
+    MAX_CONTENT_LENGTH = 20 * 1024 * 1024 + 64 * 1024  # one 20 MB file plus the form around it
+    UPLOAD_QUOTA_BYTES = 200 * 1024 * 1024  # per customer, all their evidence together
+    SCAN_MAX_BYTES = 20 * 1024 * 1024  # one evidence file (the request limit is a bit larger)
     PASSWORD_MIN_LENGTH = 10
     PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 - a hash method name, not a password
     RATELIMIT_LOGIN = "10 per minute;100 per hour"
@@ -91,6 +98,7 @@ class BaseConfig:
     RATELIMIT_LOOKUP_IP = "30 per minute;300 per hour"
     RATELIMIT_LOOKUP_USER = "60 per hour"
     RATELIMIT_CASE_CREATE = "10 per hour"
+    RATELIMIT_UPLOAD = "30 per hour"
     SLA_FIRST_RESPONSE_HOURS = 4  # business hours
     SLA_RESOLUTION_DAYS = 2  # business days
     PAGE_SIZE = 25
@@ -113,6 +121,7 @@ class BaseConfig:
     OUTBOX_SWEEP_INTERVAL = 5.0  # seconds between sweeps (run as RQ jobs by the workers)
     OUTBOX_ENQUEUE_GRACE = 15  # seconds a dispatched row may wait before its job is checked
     OUTBOX_DISPATCH_LIMIT = 20000  # rows one sweep may dispatch
+    RECONCILE_INTERVAL = 900.0  # seconds between scheduled reconciliation runs
 
     @classmethod
     def load(cls) -> dict:
@@ -126,6 +135,8 @@ class BaseConfig:
         settings["REGISTRY_URL"] = _env("REGISTRY_URL", settings["REGISTRY_URL"])
         settings["UPLOAD_DIR"] = _env("UPLOAD_DIR", settings["UPLOAD_DIR"])
         settings["MAIL_URL"] = _env("MAIL_URL", settings["MAIL_URL"])
+        settings["MAIL_FROM"] = _env("MAIL_FROM", settings["MAIL_FROM"])
+        settings["PUBLIC_URL"] = _env("PUBLIC_URL", settings["PUBLIC_URL"])
         if settings["MAIL_URL"] is None and _env("MAIL_SERVER"):
             settings["MAIL_URL"] = f"smtp://{_env('MAIL_SERVER')}:{_env_int('MAIL_PORT', 25)}"
         settings["SELLER_TAX_ID"] = _env("SELLER_TAX_ID", settings["SELLER_TAX_ID"])

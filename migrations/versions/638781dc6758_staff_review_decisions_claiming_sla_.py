@@ -50,8 +50,8 @@ def upgrade():
     with op.batch_alter_table('uploads', schema=None) as batch_op:
         batch_op.add_column(sa.Column('preview_key', sa.String(length=80), nullable=True))
         batch_op.add_column(sa.Column('thumbnail_key', sa.String(length=80), nullable=True))
-        batch_op.add_column(sa.Column('pages', sa.Integer(), nullable=False))
-        batch_op.add_column(sa.Column('attempts', sa.Integer(), nullable=False))
+        batch_op.add_column(sa.Column('pages', sa.Integer(), nullable=False, server_default='1'))
+        batch_op.add_column(sa.Column('attempts', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('job_id', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('enqueued_at', sa.DateTime(timezone=True), nullable=True))
 

@@ -5,6 +5,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
+    MultipleFileField,
     RadioField,
     SelectChoice,
     SelectField,
@@ -176,3 +177,53 @@ class InvoiceFilterForm(FlaskForm):
     number = StringField(
         _l("Invoice number contains"), validators=[Optional(), Length(max=20)], render_kw=NUMERIC
     )
+
+
+class EvidenceForm(FlaskForm):
+    files = MultipleFileField(
+        _l("Photo, scan, PDF, OFD or XML of the invoice"),
+        validators=[DataRequired(_l("Choose at least one file."))],
+        description=_l("JPEG, PNG, WebP, HEIC, PDF, OFD or XML; up to 20 MB each."),
+        render_kw={
+            "accept": "image/jpeg,image/png,image/webp,image/heic,.heic,.heif,application/pdf,"
+            ".ofd,.xml,application/xml,text/xml",
+            "capture": "environment",
+        },
+    )
+    submit = SubmitField(_l("Upload"))
+
+
+CONFIRM_FIELDS = (
+    "code",
+    "number",
+    "issue_date",
+    "amount",
+    "tax",
+    "total",
+    "check_code",
+    "buyer_tax_id",
+)
+
+
+class ConfirmFieldsForm(FlaskForm):
+    """What the customer confirms (or corrects) after seeing what was read from the evidence."""
+
+    code = StringField(
+        _l("Invoice code"), validators=[Optional(), Length(max=40)], render_kw=NUMERIC
+    )
+    number = StringField(
+        _l("Invoice number"), validators=[Optional(), Length(max=40)], render_kw=NUMERIC
+    )
+    issue_date = StringField(_l("Issue date"), validators=[Optional(), Length(max=20)])
+    amount = StringField(
+        _l("Amount excluding tax"), validators=[Optional(), Length(max=30)], render_kw=DECIMAL
+    )
+    tax = StringField(_l("Tax"), validators=[Optional(), Length(max=30)], render_kw=DECIMAL)
+    total = StringField(
+        _l("Total including tax"), validators=[Optional(), Length(max=30)], render_kw=DECIMAL
+    )
+    check_code = StringField(
+        _l("Check code"), validators=[Optional(), Length(max=40)], render_kw=NUMERIC
+    )
+    buyer_tax_id = StringField(_l("Buyer taxpayer ID"), validators=[Optional(), Length(max=30)])
+    submit = SubmitField(_l("These are right"))

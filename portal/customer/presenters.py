@@ -42,6 +42,15 @@ EVENT_LABELS = {
     "message": _l("Message"),
     "info_added": _l("You added information"),
     "withdrawn": _l("You withdrew the report"),
+    "evidence_added": _l("A file was added"),
+    "fields_confirmed": _l("Fields confirmed"),
+}
+
+UPLOAD_STATES = {
+    "received": _l("Received"),
+    "processing": _l("Reading"),
+    "extracted": _l("Read"),
+    "failed": _l("Could not be used"),
 }
 
 CHANNELS = {
@@ -105,6 +114,21 @@ def report_link_fields(result) -> dict[str, str]:
     return {k: v for k, v in query_fields(result.query).items() if v}
 
 
+def refusal_message(upload) -> str:
+    """Why a file could not be used, in the page's language."""
+    from ..i18n import current_language
+    from ..scans.errors import REFUSAL_MESSAGES, EvidenceRefused
+
+    details = upload.extracted or {}
+    code = details.get("refused") or upload.error
+    if code not in REFUSAL_MESSAGES:
+        return str(_l("The file could not be read."))
+    try:
+        return EvidenceRefused(code, **details.get("params", {})).message(current_language())
+    except (KeyError, IndexError, ValueError):
+        return str(_l("The file could not be read."))
+
+
 def timeline_label(entry) -> str:
     label = TIMELINE_LABELS.get((entry.kind, entry.outcome)) or TIMELINE_LABELS.get(entry.kind)
     return str(label or entry.kind)
@@ -120,6 +144,8 @@ def presenters() -> dict:
         "event_label": lambda kind: str(EVENT_LABELS.get(kind, kind)),
         "registry_state_label": lambda state: str(REGISTRY_STATES.get(state, state)),
         "channel_label": lambda channel: str(CHANNELS.get(channel, channel)),
+        "upload_state_label": lambda state: str(UPLOAD_STATES.get(state, state)),
+        "refusal_message": refusal_message,
         "sla_label": lambda status: str(SLA_STATES.get(status, status)),
         "field_label": lambda name: str(FIELD_LABELS.get(name, name)),
     }

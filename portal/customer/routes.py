@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from urllib.parse import quote
 
 from flask import (
     Response,
@@ -32,13 +33,17 @@ from ..domain import (
 from ..extensions import limiter
 from ..formerrors import attach_error
 from ..i18n import LANG_COOKIE, current_language
-from ..services import accounts, buyers, cases
+from ..services import accounts, buyers, cases, evidence, review
 from ..services import lookup as lookup_service
 from ..services.errors import ServiceError
+from ..uploads import add_evidence_file
 from ..urls import is_local_path
 from . import bp
 from .forms import (
+    CONFIRM_FIELDS,
     BuyerLinkForm,
+    ConfirmFieldsForm,
+    EvidenceForm,
     InvoiceFilterForm,
     LookupForm,
     MessageForm,
@@ -171,13 +176,65 @@ def _own_case_or_404(reference: str):
 @login_required
 def case_detail(reference: str):
     case = _own_case_or_404(reference)
+    extracted = {name: value for name, (value, _source) in review.extracted_fields(case).items()}
+    confirm = ConfirmFieldsForm(formdata=None, data=case.confirmed_fields or extracted)
     return render_template(
         "customer/case.html",
         case=case,
         events=cases.public_events(case),
         message_form=MessageForm(formdata=None),
         withdraw_form=WithdrawForm(formdata=None),
+        evidence_form=EvidenceForm(formdata=None),
+        confirm_form=confirm,
+        can_upload=evidence.can_add_evidence(case),
+        extracted=extracted,
     )
+
+
+@bp.route("/cases/<reference>/evidence", methods=["POST"])
+@login_required
+@limiter.limit(lambda: current_app.config["RATELIMIT_UPLOAD"], key_func=_user_key)
+def case_evidence(reference: str):
+    case = _own_case_or_404(reference)
+    form = EvidenceForm()
+    if not form.validate_on_submit():
+        flash(_("Choose at least one file."), "error")
+    else:
+        for storage_file in form.files.data:
+            add_evidence_file(case, storage_file)
+    return redirect(url_for("customer.case_detail", reference=reference) + "#evidence")
+
+
+@bp.route("/cases/<reference>/confirm", methods=["POST"])
+@login_required
+def case_confirm(reference: str):
+    case = _own_case_or_404(reference)
+    form = ConfirmFieldsForm()
+    if form.validate_on_submit():
+        evidence.confirm_fields(case, current_user, {n: form[n].data for n in CONFIRM_FIELDS})
+        flash(_("Thank you; the reviewer will see what you confirmed."), "success")
+    return redirect(url_for("customer.case_detail", reference=reference) + "#evidence")
+
+
+@bp.route("/evidence/<int:upload_id>/<any(original, preview, thumbnail):variant>")
+@login_required
+def evidence_file(upload_id: int, variant: str):
+    upload = evidence.upload_for(current_user, upload_id)
+    served = evidence.file_for(upload, variant) if upload is not None else None
+    if served is None:
+        abort(404)  # someone else's file looks exactly like a missing one
+    response = Response(served.data, mimetype=served.media_type)
+    # Never rendered as a page of ours: always an attachment, never sniffed, sandboxed.
+    response.headers["Content-Disposition"] = _attachment(served.download_name)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def _attachment(name: str) -> str:
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "").replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
 
 
 @bp.route("/cases/<reference>/messages", methods=["POST"])
@@ -313,6 +370,24 @@ def my_invoice(key: str):
     return render_template(
         "customer/invoice.html", invoice=invoice, timeline=lookup_service.timeline(invoice)
     )
+
+
+@bp.route("/rate/<token>", methods=["GET", "POST"])
+def rate(token: str):
+    """The rating link from the resolution mail: no sign-in needed. GET only shows the form
+    (mail scanners open links before people do); the POST records the rating once."""
+    score = request.values.get("score", type=int)
+    if request.method == "POST":
+        try:
+            case = cases.record_rating(
+                token, score or 0, request.form.get("comment", ""), current_app.config["SECRET_KEY"]
+            )
+        except ServiceError as error:
+            return render_template(
+                "customer/rate.html", error=error.message, score=score, token=token
+            ), 400 if error.code != "used" else 409
+        return render_template("customer/rate.html", done=True, reference=case.reference)
+    return render_template("customer/rate.html", score=score, token=token)
 
 
 @bp.route("/language", methods=["POST"])

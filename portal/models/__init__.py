@@ -24,6 +24,15 @@ from .invoice import (
 )
 from .lookup import LookupEvent
 from .monitoring import Alert
+from .notification import Notification, Rating
+from .reconciliation import (
+    FindingKind,
+    ReconciliationFinding,
+    ReconciliationRun,
+    ReconciliationStaging,
+    RunKind,
+    RunState,
+)
 from .types import UTCDateTime, utcnow
 from .user import STAFF_ROLES, ApiToken, Role, User, hash_api_token, new_session_token
 
@@ -39,14 +48,22 @@ __all__ = [
     "CaseState",
     "Channel",
     "DecisionKind",
+    "FindingKind",
     "Invoice",
     "InvoiceSource",
     "LinkState",
     "LookupEvent",
+    "Notification",
+    "Rating",
+    "ReconciliationFinding",
+    "ReconciliationRun",
+    "ReconciliationStaging",
     "ReferenceCounter",
     "RegistryState",
     "ReviewDecision",
     "Role",
+    "RunKind",
+    "RunState",
     "Submission",
     "SubmissionAttempt",
     "SubmissionState",

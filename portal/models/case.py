@@ -73,6 +73,8 @@ class Case(db.Model):
     # What the customer confirmed after seeing the fields read from the evidence.
     confirmed_fields: Mapped[dict | None] = mapped_column(db.JSON)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The nonce signed into this case's rating links; cleared when a rating is recorded.
+    rating_nonce: Mapped[str | None] = mapped_column(String(64))
 
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))

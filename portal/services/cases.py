@@ -21,7 +21,7 @@ from ..domain import (
 )
 from ..extensions import db
 from ..models import Case, CaseEvent, CaseState, Channel, ReferenceCounter, User, utcnow
-from . import audit, sla
+from . import audit, notify, sla
 from .errors import ServiceError
 
 MAX_MESSAGE_LENGTH = 4000
@@ -146,6 +146,7 @@ def open_case(
             from_staff=channel != Channel.WEB,
         )
     )
+    notify.case_opened(case)
     audit.record(
         "case.opened",
         "case",
@@ -234,3 +235,49 @@ def withdraw(case: Case, customer: User, reason: str = "") -> None:
         actor=customer,
     )
     db.session.commit()
+
+
+def record_rating(
+    token: str, score: int, comment: str, secret_key: str, max_age_days: int = 30
+) -> Case:
+    """Record the rating a resolved case's mail asked for; the link works once. Commits.
+
+    Raises ServiceError for a tampered, expired or already used link, or a score outside 1–5.
+    """
+    from datetime import timedelta
+
+    from ..mail import RatingTokenError, read_rating_token
+    from ..models import Rating
+
+    if score not in range(1, 6):
+        raise ServiceError(_l("Choose a score from 1 to 5."), field="score")
+    try:
+        case_id, nonce = read_rating_token(
+            token, secret_key, timedelta(days=max_age_days), utcnow()
+        )
+    except RatingTokenError:
+        raise ServiceError(
+            _l("This rating link is not valid or has expired."), code="bad_link"
+        ) from None
+    # Single use: only the request that clears the stored nonce may record the rating.
+    used = db.session.execute(
+        update(Case)
+        .where(Case.id == case_id, Case.rating_nonce == nonce)
+        .values(rating_nonce=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not used:
+        db.session.rollback()
+        raise ServiceError(_l("This rating link has already been used."), code="used")
+    case = db.session.get(Case, case_id)
+    db.session.add(
+        Rating(
+            case_id=case.id,
+            reviewer_id=case.assignee_id,
+            score=score,
+            comment=(comment or "").strip()[:2000],
+        )
+    )
+    audit.record("case.rated", "case", case.reference, after={"score": score})
+    db.session.commit()
+    return case

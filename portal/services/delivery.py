@@ -29,7 +29,7 @@ from ..models import (
     utcnow,
 )
 from ..registry.client import DeliveryResult, Outcome
-from . import audit, review
+from . import audit, notify, review
 from .outbox import DUE_STATES
 from .registry_link import breaker, client, rate_limiter
 
@@ -236,6 +236,7 @@ def _record_results(submissions, results, started, duration_ms, report: BatchRep
                 s.id,
                 f"Invoice {invoice.key} could not be registered: {result.message}",
             )
+            notify.dead_letter(invoice.key, result.message, s.attempts)
         changes.append(("submission." + s.state, "submission", s.id, before, after))
     db.session.add_all(attempts)
     audit.record_many(changes)
@@ -262,6 +263,7 @@ def _raise_alert(kind: str, submission_id: int | None, message: str) -> None:
         )
         if open_alert is not None:
             return
+        notify.registry_down(utcnow())
     # Added to the session; it commits with the outcomes it describes.
     db.session.add(
         Alert(

@@ -36,7 +36,7 @@ from ..models import (
     User,
     utcnow,
 )
-from . import audit, cases, intake, outbox
+from . import audit, cases, intake, notify, outbox
 from .errors import ServiceError
 
 REVIEWABLE = (CaseState.AWAITING_REVIEW, CaseState.IN_REVIEW)
@@ -206,6 +206,7 @@ def assign(case: Case, supervisor: User, reviewer: User) -> None:
     before = {"state": case.state, "assignee_id": case.assignee_id}
     case.state, case.assignee_id, case.claimed_at = CaseState.IN_REVIEW, reviewer.id, utcnow()
     _event(case, "assigned", supervisor, body=reviewer.email, public=False)
+    notify.staff_assigned(case, reviewer)
     audit.record(
         "case.assigned",
         "case",
@@ -375,6 +376,7 @@ def _reenter(case: Case, actor: User, issued: intake.IssuedInvoice, decision) ->
     case.state = CaseState.APPROVED
     case.first_responded_at = case.first_responded_at or utcnow()
     _event(case, "approved", actor)
+    notify.case_approved(case, invoice.key)
     audit.record(
         "case.approved",
         "case",
@@ -411,6 +413,7 @@ def reject(case: Case, reviewer: User, reason_code: str, text: str = "") -> None
             reason_text=text.strip(),
         )
     )
+    notify.case_rejected(case, reason)
     _finish(case, reviewer, CaseState.REJECTED, "rejected", reason)
 
 
@@ -432,6 +435,7 @@ def request_info(case: Case, reviewer: User, text: str) -> None:
     case.sla_paused_at = utcnow()
     case.first_responded_at = case.first_responded_at or utcnow()
     _event(case, "info_requested", reviewer, body=text.strip())
+    notify.info_requested(case, text.strip())
     audit.record(
         "case.info_requested",
         "case",
@@ -490,6 +494,7 @@ def close_registered(case: Case, reviewer: User) -> None:
     db.session.add(
         ReviewDecision(case_id=case.id, kind=DecisionKind.CLOSE_REGISTERED, reviewer_id=reviewer.id)
     )
+    notify.case_resolved(case, invoice.registry_id or "")
     _finish(
         case,
         reviewer,
@@ -538,6 +543,7 @@ def resolve_registered(invoice_ids: list[int]) -> int:
         db.session.add(
             CaseEvent(case_id=case.id, kind="registered", body=invoice.registry_id or "")
         )
+        notify.case_resolved(case, invoice.registry_id or "")
         audit.record(
             "case.resolved",
             "case",

@@ -3,7 +3,7 @@ registry pages, search and user management. Each view parses a form, calls one s
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -15,6 +15,7 @@ from ..formerrors import attach_error
 from ..models import Case, Invoice, Role, User, utcnow
 from ..services import accounts, buyers, cases, intake, outbox, review, search
 from ..services.errors import ServiceError
+from ..uploads import add_evidence_file
 from . import bp
 from .access import staff_required
 from .forms import (
@@ -139,6 +140,18 @@ def _next_case(case: Case) -> Case | None:
         if candidate.id != case.id and candidate.assignee_id in (None, current_user.id):
             return candidate
     return None
+
+
+@bp.route("/cases/<reference>/evidence", methods=["POST"])
+@staff_required()
+def case_evidence(reference: str):
+    case = _case_or_404(reference)
+    files = [f for f in request.files.getlist("files") if f.filename]
+    if not files:
+        flash(_("Choose at least one file."), "error")
+    for storage_file in files:
+        add_evidence_file(case, storage_file)
+    return _back(case)
 
 
 @bp.route("/cases/<reference>/<action>", methods=["POST"])
@@ -309,6 +322,27 @@ def user_update(user_id: int):
         else:
             flash(_("Saved."), "success")
     return redirect(url_for("staff.users"))
+
+
+@bp.route("/mail")
+@bp.route("/mail/<name>")
+@staff_required()
+def mail(name: str | None = None):
+    """The mail the portal sent, when it writes mail to a folder (``make run``)."""
+    from ..mail import FolderBackend, MailNotFound, mail_backend
+
+    backend = mail_backend(current_app)
+    if not isinstance(backend, FolderBackend):
+        return render_template("staff/mail.html", folder=False, messages=[], message=None)
+    message = None
+    if name:
+        try:
+            message = backend.read_message(name)
+        except MailNotFound:
+            abort(404)
+    return render_template(
+        "staff/mail.html", folder=True, message=message, messages=backend.list_messages(limit=100)
+    )
 
 
 @bp.route("/buyer-links", methods=["GET", "POST"])

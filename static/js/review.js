@@ -26,3 +26,23 @@ document.addEventListener("keydown", (event) => {
     default: break;
   }
 });
+
+// The evidence viewer: pick a file, zoom and rotate it.
+document.addEventListener("DOMContentLoaded", () => {
+  const viewer = document.querySelector("[data-viewer]");
+  if (!viewer) return;
+  const image = viewer.querySelector(".viewer-image");
+  if (!image) return;
+  let scale = 1;
+  let angle = 0;
+  const apply = () => { image.style.transform = `rotate(${angle}deg) scale(${scale})`; };
+  viewer.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button) return;
+    if (button.dataset.zoom) scale = Math.min(6, Math.max(0.3, scale * Number(button.dataset.zoom)));
+    if (button.dataset.rotate) angle = (angle + Number(button.dataset.rotate)) % 360;
+    if ("reset" in button.dataset) { scale = 1; angle = 0; }
+    if (button.dataset.src) { image.src = button.dataset.src; scale = 1; angle = 0; }
+    apply();
+  });
+});

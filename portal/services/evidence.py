@@ -1,0 +1,275 @@
+"""Evidence: files customers (or staff on their behalf) add to a case, read by a job.
+
+An upload is checked at once for what can be known cheaply (size, type from the content, the
+uploader's quota), stored under a random key outside ``static/``, and recorded; after the
+commit a job reads it (``portal.scans.extract``: normalise, QR, OCR fallback, PDF/OFD/XML)
+and stores the fields, a metadata-free preview and a thumbnail. The original is only ever
+offered as a download; what staff look at is our own re-encoding.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import event, func, or_, select
+from sqlalchemy.orm import Session
+
+from workers import queues
+
+from ..extensions import db
+from ..models import Case, CaseEvent, CaseState, Upload, UploadState, User, utcnow
+from ..queue import get_queue
+from ..scans.errors import EvidenceRefused
+from ..scans.extract import extract
+from ..scans.fingerprints import is_near_duplicate
+from ..scans.limits import ScanLimits
+from ..scans.sniff import HEAD_BYTES, safe_filename, sniff
+from ..scans.storage import LocalStorage
+from . import audit
+from .errors import ServiceError
+
+log = logging.getLogger(__name__)
+_PLANNED = "portal.evidence.planned"
+EXTRACT_JOB = "workers.scans.extract_upload"
+
+
+def storage() -> LocalStorage:
+    """The evidence store configured for this app (files under ``UPLOAD_DIR``)."""
+    state = current_app.extensions.setdefault("portal.storage", {})
+    root = current_app.config["UPLOAD_DIR"]
+    if state.get("root") != root:
+        state["store"], state["root"] = LocalStorage(root), root
+    return state["store"]
+
+
+def limits() -> ScanLimits:
+    """Scan limits from the app's settings."""
+    return ScanLimits.from_config(current_app.config)
+
+
+def _used_bytes(user: User) -> int:
+    return db.session.scalar(
+        select(func.coalesce(func.sum(Upload.size_bytes), 0)).where(Upload.uploader_id == user.id)
+    )
+
+
+def can_add_evidence(case: Case) -> bool:
+    """Evidence can be added while the case is waiting for review or for the customer."""
+    return case.state in (
+        CaseState.AWAITING_EVIDENCE,
+        CaseState.AWAITING_REVIEW,
+        CaseState.IN_REVIEW,
+        CaseState.INFO_REQUESTED,
+    )
+
+
+def add_upload(case: Case, uploader: User, filename: str | None, data: bytes) -> Upload:
+    """Accept one file for ``case`` (refusing clearly what cannot be evidence); commits, then
+    the extraction job is enqueued. Raises EvidenceRefused or ServiceError."""
+    if not can_add_evidence(case):
+        raise ServiceError(_l("Files can no longer be added to this case."))
+    bounds = limits()
+    if len(data) > bounds.max_bytes:
+        raise EvidenceRefused("too_large", limit_mb=bounds.max_bytes // (1024 * 1024))
+    kind = sniff(data[:HEAD_BYTES], filename)
+    quota = current_app.config["UPLOAD_QUOTA_BYTES"]
+    if uploader.is_staff is False and _used_bytes(uploader) + len(data) > quota:
+        raise ServiceError(
+            _l("You have used your upload allowance of %(mb)d MB.", mb=quota // (1024 * 1024))
+        )
+    stored = storage().save(data, max_bytes=bounds.max_bytes)
+    upload = Upload(
+        case_id=case.id,
+        uploader_id=uploader.id,
+        original_name=safe_filename(filename),
+        storage_key=stored.key,
+        media_type=kind.media_type,
+        size_bytes=stored.size,
+        sha256=stored.sha256,
+        state=UploadState.RECEIVED,
+    )
+    db.session.add(upload)
+    db.session.flush()
+    db.session.add(
+        CaseEvent(
+            case_id=case.id,
+            kind="evidence_added",
+            actor_id=uploader.id,
+            from_staff=uploader.is_staff,
+            body=upload.original_name,
+        )
+    )
+    if case.state == CaseState.AWAITING_EVIDENCE:
+        case.state = CaseState.AWAITING_REVIEW
+    audit.record(
+        "upload.received",
+        "upload",
+        upload.id,
+        after={
+            "case": case.reference,
+            "sha256": stored.sha256,
+            "media_type": kind.media_type,
+            "size": stored.size,
+        },
+        actor=uploader,
+    )
+    _plan(db.session, upload)
+    db.session.commit()
+    return upload
+
+
+def _plan(session: Session, upload: Upload) -> None:
+    upload.attempts = upload.attempts or 0
+    upload.job_id = f"extract-{upload.id}-{upload.attempts}"
+    upload.enqueued_at = utcnow()
+    session.info.setdefault(_PLANNED, []).append(upload.job_id)
+
+
+@event.listens_for(Session, "after_commit")
+def _enqueue_after_commit(session: Session) -> None:
+    planned = session.info.pop(_PLANNED, None)
+    if not planned:
+        return
+    try:
+        queue = get_queue(queues.SCANS)
+        for job_id in planned:
+            upload_id = int(job_id.split("-")[1])
+            queue.enqueue(EXTRACT_JOB, upload_id, job_id=job_id, result_ttl=600, failure_ttl=86400)
+    except Exception:  # Redis away: the sweeper re-enqueues uploads left in "received"
+        log.warning(
+            "could not enqueue %d extraction jobs; the sweeper will", len(planned), exc_info=True
+        )
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_PLANNED, None)
+
+
+def process(upload_id: int) -> str:
+    """Read one upload (the job's work); running it again changes nothing. Returns its state."""
+    upload = db.session.get(Upload, upload_id)
+    if upload is None or upload.state in (UploadState.EXTRACTED, UploadState.FAILED):
+        return upload.state if upload else "missing"
+    upload.state = UploadState.PROCESSING
+    upload.attempts += 1
+    db.session.commit()
+    data = storage().read(upload.storage_key)
+    try:
+        result = extract(data, upload.original_name, limits())
+    except EvidenceRefused as refusal:
+        upload.state = UploadState.FAILED
+        upload.error = refusal.code
+        upload.extracted = {"refused": refusal.code, "params": refusal.params}
+        upload.processed_at = utcnow()
+        audit.record("upload.refused", "upload", upload.id, after={"reason": refusal.code})
+        db.session.commit()
+        return upload.state
+    store = storage()
+    if result.preview is not None:
+        upload.preview_key = store.save(result.preview.data).key
+    if result.thumbnail is not None:
+        upload.thumbnail_key = store.save(result.thumbnail.data).key
+    upload.extracted = result.to_json()
+    upload.perceptual_hash = result.perceptual_hash
+    upload.pages = result.pages
+    upload.state = UploadState.EXTRACTED
+    upload.processed_at = utcnow()
+    audit.record(
+        "upload.extracted",
+        "upload",
+        upload.id,
+        after={"fields": result.values(), "ocr": result.ocr_used},
+    )
+    db.session.commit()
+    return upload.state
+
+
+def sweep(grace_seconds: int = 120) -> int:
+    """Re-enqueue uploads still waiting (or stuck processing) long after they were enqueued."""
+    cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    stuck = db.session.scalars(
+        select(Upload)
+        .where(
+            Upload.state.in_((UploadState.RECEIVED, UploadState.PROCESSING)),
+            or_(Upload.enqueued_at.is_(None), Upload.enqueued_at < cutoff),
+            Upload.attempts < 3,
+        )
+        .limit(500)
+    ).all()
+    for upload in stuck:
+        upload.state = UploadState.RECEIVED
+        _plan(db.session, upload)
+    db.session.commit()
+    return len(stuck)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A file to send: its bytes, media type and the download name."""
+
+    data: bytes
+    media_type: str
+    download_name: str
+
+
+def upload_for(user: User, upload_id: int) -> Upload | None:
+    """The upload if ``user`` may see it (the case's customer or staff); else None (→ 404)."""
+    upload = db.session.get(Upload, upload_id)
+    if upload is None or upload.case is None:
+        return None
+    if user.is_staff or upload.case.customer_id == user.id:
+        return upload
+    return None
+
+
+def file_for(upload: Upload, variant: str) -> Served | None:
+    """The original (download only), the re-encoded preview or the thumbnail."""
+    key = {
+        "original": upload.storage_key,
+        "preview": upload.preview_key,
+        "thumbnail": upload.thumbnail_key,
+    }.get(variant)
+    if not key:
+        return None
+    data = storage().read(key)
+    if variant == "original":
+        return Served(data, upload.media_type, upload.original_name)
+    media = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
+    extension = ".png" if media == "image/png" else ".jpg"
+    return Served(data, media, f"{variant}-{upload.id}{extension}")
+
+
+def confirm_fields(case: Case, customer: User, values: dict[str, str]) -> None:
+    """The customer confirms (or corrects) the fields read from their evidence. Commits."""
+    case.confirmed_fields = {k: (v or "").strip() for k, v in values.items()}
+    case.confirmed_at = utcnow()
+    db.session.add(CaseEvent(case_id=case.id, kind="fields_confirmed", actor_id=customer.id))
+    audit.record(
+        "case.fields_confirmed", "case", case.reference, after=case.confirmed_fields, actor=customer
+    )
+    db.session.commit()
+
+
+def near_duplicates(upload: Upload, max_distance: int = 6) -> list[Upload]:
+    """Uploads on other cases that are the same picture re-encoded (perceptual hash)."""
+    if not upload.perceptual_hash:
+        return []
+    others = db.session.scalars(
+        select(Upload)
+        .where(
+            Upload.perceptual_hash.is_not(None),
+            Upload.id != upload.id,
+            Upload.case_id != upload.case_id,
+        )
+        .limit(5000)
+    ).all()
+    return [
+        o
+        for o in others
+        if is_near_duplicate(upload.perceptual_hash, o.perceptual_hash, max_distance=max_distance)
+    ]
