@@ -18,11 +18,19 @@ from tests.scans.corpus import InvoiceSample, encode, invoice_page
 from tests.test_delivery import run_workers
 
 SAMPLE = InvoiceSample(
-    title="北京增值税电子普通发票", type_code="10", code="011001900111", number="51142414",
-    issue_date=date(2026, 5, 1), check_code="65431824771847114698",
-    buyer_name="北京示例科技有限公司", buyer_tax_id="911101017967003199",
-    seller_name="北京销售方有限公司", seller_tax_id="91320621MA1MRHG205",
-    amount=Decimal("47.26"), tax=Decimal("2.84"), total=Decimal("50.10"),
+    title="北京增值税电子普通发票",
+    type_code="10",
+    code="011001900111",
+    number="51142414",
+    issue_date=date(2026, 5, 1),
+    check_code="65431824771847114698",
+    buyer_name="北京示例科技有限公司",
+    buyer_tax_id="911101017967003199",
+    seller_name="北京销售方有限公司",
+    seller_tax_id="91320621MA1MRHG205",
+    amount=Decimal("47.26"),
+    tax=Decimal("2.84"),
+    total=Decimal("50.10"),
 )
 
 
@@ -36,8 +44,9 @@ def customer_case(app, client):
     AuthActions(client).register("kehu@example.com")
     with app.app_context():
         user = db.session.scalar(select(User))
-        case = cases.open_case(cases.parse_claim(
-            {"code": SAMPLE.code, "number": SAMPLE.number}), customer=user)
+        case = cases.open_case(
+            cases.parse_claim({"code": SAMPLE.code, "number": SAMPLE.number}), customer=user
+        )
         return case.reference
 
 
@@ -46,12 +55,14 @@ def upload(client, reference, name, data):
     return client.post(
         f"/cases/{reference}/evidence",
         data={"csrf_token": csrf_token_from(page), "files": [(io.BytesIO(data), name)]},
-        content_type="multipart/form-data", follow_redirects=True,
+        content_type="multipart/form-data",
+        follow_redirects=True,
     )
 
 
-def test_a_photo_is_read_and_the_customer_confirms_the_fields(app, client, customer_case,
-                                                              invoice_png):
+def test_a_photo_is_read_and_the_customer_confirms_the_fields(
+    app, client, customer_case, invoice_png
+):
     response = upload(client, customer_case, "发票.png", invoice_png)
     assert "已收到" in response.get_data(as_text=True)
     with app.app_context():
@@ -64,9 +75,18 @@ def test_a_photo_is_read_and_the_customer_confirms_the_fields(app, client, custo
         assert values["number"] == SAMPLE.number and values["amount"] == "47.26"
     page = client.get(f"/cases/{customer_case}").get_data(as_text=True)
     assert 'value="51142414"' in page and "核对" in page  # the confirmation form, prefilled
-    client.post(f"/cases/{customer_case}/confirm", data={
-        "csrf_token": csrf_token_from(page), "number": SAMPLE.number, "code": SAMPLE.code,
-        "issue_date": "2026-05-01", "amount": "47.26", "tax": "2.84", "total": "50.10"})
+    client.post(
+        f"/cases/{customer_case}/confirm",
+        data={
+            "csrf_token": csrf_token_from(page),
+            "number": SAMPLE.number,
+            "code": SAMPLE.code,
+            "issue_date": "2026-05-01",
+            "amount": "47.26",
+            "tax": "2.84",
+            "total": "50.10",
+        },
+    )
     with app.app_context():
         case = db.session.scalar(select(Case))
         assert case.confirmed_fields["total"] == "50.10"
@@ -76,8 +96,9 @@ def test_a_photo_is_read_and_the_customer_confirms_the_fields(app, client, custo
 
 
 def test_hostile_and_bad_files_are_refused_clearly(app, client, customer_case):
-    html_as_jpg = upload(client, customer_case, "invoice.jpg",
-                         b"<!doctype html><script>alert(1)</script>").get_data(as_text=True)
+    html_as_jpg = upload(
+        client, customer_case, "invoice.jpg", b"<!doctype html><script>alert(1)</script>"
+    ).get_data(as_text=True)
     assert "invoice.jpg" in html_as_jpg and 'class="flash flash-error"' in html_as_jpg
     empty = upload(client, customer_case, "empty.png", b"").get_data(as_text=True)
     assert 'class="flash flash-error"' in empty
@@ -96,8 +117,9 @@ def test_unreadable_file_is_marked_failed_with_a_reason(app, client, customer_ca
     assert "无法使用" in page
 
 
-def test_files_are_served_only_to_their_owner_and_staff(app, client, customer_case, invoice_png,
-                                                       make_user):
+def test_files_are_served_only_to_their_owner_and_staff(
+    app, client, customer_case, invoice_png, make_user
+):
     upload(client, customer_case, "发票.png", invoice_png)
     with app.app_context():
         run_workers()
@@ -125,15 +147,17 @@ def test_the_same_file_on_another_case_is_flagged(app, client, customer_case, in
     upload(client, customer_case, "a.png", invoice_png)
     with app.app_context():
         user = db.session.scalar(select(User))
-        second = cases.open_case(cases.parse_claim({"code": SAMPLE.code, "number": "99999999"}),
-                                 customer=user)
+        second = cases.open_case(
+            cases.parse_claim({"code": SAMPLE.code, "number": "99999999"}), customer=user
+        )
         evidence.add_upload(second, user, "copy.png", invoice_png)
         run_workers()
         kinds = {d.kind for d in review.duplicates(second)}
         assert "same_evidence" in kinds
         reencoded = encode(invoice_page(SAMPLE, width=1000), "JPEG", quality=70)
-        third = cases.open_case(cases.parse_claim({"code": SAMPLE.code, "number": "88888888"}),
-                                customer=user)
+        third = cases.open_case(
+            cases.parse_claim({"code": SAMPLE.code, "number": "88888888"}), customer=user
+        )
         near = evidence.add_upload(third, user, "again.jpg", reencoded)
         run_workers()
         near = db.session.get(Upload, near.id)
@@ -146,15 +170,15 @@ def test_upload_quota_is_enforced(app_factory, app, registry_sim, invoice_png):
     AuthActions(client).register("quota@example.com")
     with small.app_context():
         user = db.session.scalar(select(User))
-        ref = cases.open_case(cases.parse_claim({"code": SAMPLE.code, "number": SAMPLE.number}),
-                              customer=user).reference
+        ref = cases.open_case(
+            cases.parse_claim({"code": SAMPLE.code, "number": SAMPLE.number}), customer=user
+        ).reference
     upload(client, ref, "one.png", invoice_png)
     refused = upload(client, ref, "two.png", invoice_png).get_data(as_text=True)
     assert "上传额度" in refused
 
 
-def test_a_lost_extraction_job_is_requeued_by_the_sweeper(app, client, customer_case,
-                                                         invoice_png):
+def test_a_lost_extraction_job_is_requeued_by_the_sweeper(app, client, customer_case, invoice_png):
     upload(client, customer_case, "a.png", invoice_png)
     with app.app_context():
         redis_connection().flushdb()

@@ -15,17 +15,28 @@ from tests.conftest import AuthActions, csrf_token_from
 from tests.test_delivery import run_workers
 
 FIELDS = {
-    "code": "011001900111", "number": "12345678", "kind": "", "issue_date": "2026-05-01",
-    "amount": "100.00", "tax": "6.00", "total": "106.00", "check_code": "65431824771847114698",
-    "buyer_tax_id": "911101017967003199", "buyer_name": "北京示例科技有限公司",
+    "code": "011001900111",
+    "number": "12345678",
+    "kind": "",
+    "issue_date": "2026-05-01",
+    "amount": "100.00",
+    "tax": "6.00",
+    "total": "106.00",
+    "check_code": "65431824771847114698",
+    "buyer_tax_id": "911101017967003199",
+    "buyer_name": "北京示例科技有限公司",
     "seller_tax_id": "91320621MA1MRHG205",
 }
 
 
 @pytest.fixture
 def mail_app(app_factory, registry_sim, tmp_path, app):
-    return app_factory(MAIL_URL=f"file://{tmp_path / 'mail'}", REGISTRY_URL=registry_sim.url,
-                       REGISTRY_RATE_LIMIT=0, PUBLIC_URL="http://portal.test")
+    return app_factory(
+        MAIL_URL=f"file://{tmp_path / 'mail'}",
+        REGISTRY_URL=registry_sim.url,
+        REGISTRY_RATE_LIMIT=0,
+        PUBLIC_URL="http://portal.test",
+    )
 
 
 def mails(app, tmp_path):
@@ -35,8 +46,9 @@ def mails(app, tmp_path):
 def test_a_report_is_acknowledged_by_mail_with_its_reference(mail_app, tmp_path):
     with mail_app.app_context():
         customer = accounts.register_customer("c@example.com", "Gao-Shan-Liu-Shui-42")
-        case = cases.open_case(cases.parse_claim({"code": "011001900111", "number": "12345678"}),
-                               customer=customer)
+        case = cases.open_case(
+            cases.parse_claim({"code": "011001900111", "number": "12345678"}), customer=customer
+        )
         row = db.session.scalar(select(Notification))
         assert row.kind == "case_opened" and row.state == "pending"
         run_workers()
@@ -49,10 +61,10 @@ def test_a_report_is_acknowledged_by_mail_with_its_reference(mail_app, tmp_path)
 
 def test_english_customers_get_english_mail(mail_app, tmp_path):
     with mail_app.app_context():
-        customer = accounts.register_customer("en@example.com", "Gao-Shan-Liu-Shui-42",
-                                              locale="en")
-        cases.open_case(cases.parse_claim({"code": "011001900111", "number": "12345678"}),
-                        customer=customer)
+        customer = accounts.register_customer("en@example.com", "Gao-Shan-Liu-Shui-42", locale="en")
+        cases.open_case(
+            cases.parse_claim({"code": "011001900111", "number": "12345678"}), customer=customer
+        )
         run_workers()
         (sent,) = mails(mail_app, tmp_path)
         assert re.search(r"[A-Za-z]{4}", sent.subject) and "报告" not in sent.subject
@@ -62,15 +74,19 @@ def test_resolution_mail_carries_a_single_use_rating_link(mail_app, tmp_path):
     with mail_app.app_context():
         reviewer = accounts.create_user("r@example.com", "Gao-Shan-Liu-Shui-42", "reviewer")
         customer = accounts.register_customer("c@example.com", "Gao-Shan-Liu-Shui-42")
-        case = cases.open_case(cases.parse_claim({"code": "011001900111", "number": "12345678"}),
-                               customer=customer)
+        case = cases.open_case(
+            cases.parse_claim({"code": "011001900111", "number": "12345678"}), customer=customer
+        )
         review.claim(case, reviewer)
         review.approve(case, reviewer, FIELDS)
         run_workers()  # registers the invoice, resolves the case, sends the mails
         kinds = set(db.session.scalars(select(Notification.kind)))
         assert {"case_opened", "case_approved", "case_resolved"} <= kinds
-        resolved = next(m for m in mails(mail_app, tmp_path) if "rate" in (
-            FolderBackend(tmp_path / "mail").read_message(m.name).text or ""))
+        resolved = next(
+            m
+            for m in mails(mail_app, tmp_path)
+            if "rate" in (FolderBackend(tmp_path / "mail").read_message(m.name).text or "")
+        )
         text = FolderBackend(tmp_path / "mail").read_message(resolved.name).text
     link = re.search(r"http://portal\.test(/rate/[^\s?]+)\?score=5", text).group(1)
     client = mail_app.test_client()
@@ -79,8 +95,10 @@ def test_resolution_mail_carries_a_single_use_rating_link(mail_app, tmp_path):
     with mail_app.app_context():
         assert db.session.scalar(select(Rating)) is None  # a GET records nothing
     token = csrf_token_from(page.get_data(as_text=True))
-    assert client.post(link, data={"csrf_token": token, "score": "5",
-                                   "comment": "很快"}).status_code == 200
+    assert (
+        client.post(link, data={"csrf_token": token, "score": "5", "comment": "很快"}).status_code
+        == 200
+    )
     again = client.post(link, data={"csrf_token": token, "score": "1"})
     assert again.status_code == 409
     tampered = client.post(link[:-3] + "xyz", data={"csrf_token": token, "score": "1"})
@@ -98,16 +116,27 @@ def test_optional_mail_can_be_switched_off(mail_app):
         user.optional_mail = False
         db.session.commit()
         assert notify.queue("case_approved", user.email, user=user, context={}) is None
-        assert notify.queue("case_rejected", user.email, user=user, context={
-            "reference": "BJ-2026-000001", "case_url": "http://portal.test/x",
-            "reason": "x"}) is not None
+        assert (
+            notify.queue(
+                "case_rejected",
+                user.email,
+                user=user,
+                context={
+                    "reference": "BJ-2026-000001",
+                    "case_url": "http://portal.test/x",
+                    "reason": "x",
+                },
+            )
+            is not None
+        )
 
 
 def test_staff_can_read_the_mail_folder(mail_app, tmp_path):
     with mail_app.app_context():
         customer = accounts.register_customer("c@example.com", "Gao-Shan-Liu-Shui-42")
-        cases.open_case(cases.parse_claim({"code": "011001900111", "number": "12345678"}),
-                        customer=customer)
+        cases.open_case(
+            cases.parse_claim({"code": "011001900111", "number": "12345678"}), customer=customer
+        )
         run_workers()
         accounts.create_user("r@example.com", "Gao-Shan-Liu-Shui-42", "reviewer")
     staff = AuthActions(mail_app.test_client())
