@@ -49,6 +49,10 @@ _NUMERIC_SETTINGS = (
     "UPLOAD_QUOTA_BYTES",
     "SCAN_MAX_BYTES",
     "RECONCILE_INTERVAL",
+    "SESSION_IDLE_MINUTES",
+    "SESSION_ABSOLUTE_HOURS",
+    "LOGIN_FAILURES_BEFORE_LOCK",
+    "LOGIN_LOCK_MINUTES",
 )
 
 
@@ -80,6 +84,10 @@ class BaseConfig:
     REMEMBER_COOKIE_SECURE = False
     REMEMBER_COOKIE_DURATION = timedelta(days=14)
     PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
+    SESSION_IDLE_MINUTES = 60  # signed out after this long without a request
+    SESSION_ABSOLUTE_HOURS = 12  # and after this long in any case
+    LOGIN_FAILURES_BEFORE_LOCK = 5  # per account, within LOGIN_LOCK_MINUTES
+    LOGIN_LOCK_MINUTES = 15
     WTF_CSRF_TIME_LIMIT = 3600 * 8
 
     # Limits.

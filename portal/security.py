@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+import time
+
+from flask import Flask, flash, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, logout_user
 
 # No inline script or style anywhere: everything comes from /static.
 CSP = (
@@ -13,6 +17,30 @@ CSP = (
 
 
 def register(app: Flask) -> None:
+    @app.before_request
+    def enforce_session_lifetime():
+        """Sign out after SESSION_IDLE_MINUTES without a request, or SESSION_ABSOLUTE_HOURS."""
+        if request.endpoint == "static" or not current_user.is_authenticated:
+            return None
+        now = int(time.time())
+        started, seen = session.get("started_at"), session.get("seen_at")
+        if started is None or seen is None:
+            # Signed in by the remember-me cookie: a new session starts now.
+            session["started_at"] = session["seen_at"] = now
+            return None
+        config = app.config
+        if (
+            now - seen > config["SESSION_IDLE_MINUTES"] * 60
+            or now - started > config["SESSION_ABSOLUTE_HOURS"] * 3600
+        ):
+            logout_user()
+            session.clear()
+            flash(_("Your session has ended. Please sign in again."), "info")
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if now - seen > 60:  # refresh the idle clock without rewriting the cookie every time
+            session["seen_at"] = now
+        return None
+
     @app.after_request
     def set_security_headers(response):
         headers = response.headers

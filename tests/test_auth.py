@@ -164,3 +164,48 @@ def test_cli_refuses_weak_password_clearly(runner):
         args=["users", "create", "--email", "s@example.com", "--password", "12345678901"]
     )
     assert result.exit_code != 0 and "Error" in result.output
+
+
+def test_idle_sessions_end(app, auth, client):
+    auth.register()
+    with client.session_transaction() as session:
+        session["seen_at"] -= app.config["SESSION_IDLE_MINUTES"] * 60 + 5
+    response = client.get("/cases")
+    assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+    assert "kehu@example.com" not in client.get("/").get_data(as_text=True)
+
+
+def test_sessions_end_after_the_absolute_limit_even_when_active(app, auth, client):
+    auth.register()
+    with client.session_transaction() as session:
+        session["started_at"] -= app.config["SESSION_ABSOLUTE_HOURS"] * 3600 + 5
+    assert client.get("/cases").status_code == 302
+
+
+def test_logout_ends_the_session_on_the_server(app, auth, client):
+    auth.register()
+    with client.session_transaction() as session:
+        stolen = dict(session)  # a copy of the cookie, as an attacker might hold
+    auth.logout()
+    thief = app.test_client()
+    with thief.session_transaction() as session:
+        session.update(stolen)
+    response = thief.get("/cases")
+    assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+
+
+def test_an_account_is_locked_after_repeated_failures(app_factory):
+    app = app_factory(LOGIN_FAILURES_BEFORE_LOCK=3)
+    from tests.conftest import AuthActions
+
+    actions = AuthActions(app.test_client())
+    actions.register()
+    actions.logout()
+    for _ in range(3):
+        assert actions.login(password="wrong-password-000").status_code == 200
+    locked = actions.login()  # even the right password waits now
+    assert locked.status_code == 429 and "尝试次数过多" in locked.get_data(as_text=True)
+    # An unknown e-mail is treated the same, so locking reveals nothing.
+    for _ in range(3):
+        actions.login(email="nobody@example.com", password="wrong-password-000")
+    assert actions.login(email="nobody@example.com").status_code == 429

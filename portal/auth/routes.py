@@ -1,5 +1,7 @@
 """Views for sign-up, sign-in and sign-out: parse the form, call a service, redirect."""
 
+import time
+
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
@@ -22,6 +24,8 @@ def _start_session(user, remember: bool) -> None:
     # A fresh session at sign-in, so nothing planted before it (fixation) survives.
     session.clear()
     login_user(user, remember=remember)
+    session.permanent = True
+    session["started_at"] = session["seen_at"] = int(time.time())
     accounts.record_login(user)
 
 
@@ -52,11 +56,22 @@ def login():
         return redirect(_safe_next(request.args.get("next")))
     form = LoginForm()
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data, form.password.data)
+        email = form.email.data or ""
+        if accounts.login_locked(email):
+            form.password.errors.append(
+                _(
+                    "Too many failed attempts. Please wait %(n)d minutes and try again.",
+                    n=current_app.config["LOGIN_LOCK_MINUTES"],
+                )
+            )
+            return render_template("auth/login.html", form=form), 429
+        user = accounts.authenticate(email, form.password.data)
         if user is None:
+            accounts.note_login_failure(email)
             # One message for every failure: never reveal whether the e-mail has an account.
             form.password.errors.append(_("The e-mail or password is not correct."))
         else:
+            accounts.clear_login_failures(email)
             _start_session(user, remember=form.remember.data)
             flash(_("You are signed in."), "success")
             return redirect(_safe_next(request.args.get("next")))
@@ -66,6 +81,7 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    accounts.sign_out_everywhere(current_user)
     logout_user()
     session.clear()
     flash(_("You are signed out."), "info")

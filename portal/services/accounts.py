@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import secrets
 from functools import cache
 from importlib import resources
@@ -196,4 +197,50 @@ def update_user(admin: User, user: User, role: str, active: bool, password: str 
         after={"role": role, "active": active, "password_reset": bool(password)},
         actor=admin,
     )
+    db.session.commit()
+
+
+def _lock_key(email: str) -> str:
+    return "portal:login-failures:" + hashlib.sha256(email.lower().encode()).hexdigest()[:32]
+
+
+def login_locked(email: str) -> bool:
+    """True while an account (known or not: no hint either way) is locked after failures."""
+    from ..queue import redis_connection
+
+    try:
+        failures = int(redis_connection().get(_lock_key(email)) or 0)
+    except Exception:  # Redis down: the per-IP limit still applies
+        return False
+    return failures >= current_app.config["LOGIN_FAILURES_BEFORE_LOCK"]
+
+
+def note_login_failure(email: str) -> None:
+    """Count a failed sign-in for this e-mail; the count expires after the lock period."""
+    from ..queue import redis_connection
+
+    try:
+        pipe = redis_connection().pipeline()
+        key = _lock_key(email)
+        pipe.incr(key)
+        pipe.expire(key, current_app.config["LOGIN_LOCK_MINUTES"] * 60)
+        pipe.execute()
+    except Exception:
+        current_app.logger.warning("login failure counter unavailable", exc_info=True)
+
+
+def clear_login_failures(email: str) -> None:
+    """A successful sign-in forgets earlier failures."""
+    from ..queue import redis_connection
+
+    try:
+        redis_connection().delete(_lock_key(email))
+    except Exception:
+        current_app.logger.warning("login failure counter unavailable", exc_info=True)
+
+
+def sign_out_everywhere(user: User) -> None:
+    """Sign-out ends the session on the server: the token every cookie carries is replaced."""
+    end_all_sessions(user)
+    audit.record("user.logout", "user", user.id, actor=user)
     db.session.commit()

@@ -167,3 +167,84 @@ def verify_chain(batch_size: int = 5000) -> ChainReport:
             checked += 1
             last_id = event.id
         db.session.expunge_all()
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What the audit viewer filters by; every field optional."""
+
+    actor: str | None = None
+    action: str | None = None
+    object_type: str | None = None
+    object_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _filtered(f: AuditFilter):
+    query = select(AuditEvent)
+    if f.actor:
+        query = query.where(AuditEvent.actor == f.actor)
+    if f.action:
+        query = query.where(AuditEvent.action == f.action)
+    if f.object_type:
+        query = query.where(AuditEvent.object_type == f.object_type)
+    if f.object_id:
+        query = query.where(AuditEvent.object_id == f.object_id)
+    if f.since:
+        query = query.where(AuditEvent.created_at >= f.since)
+    if f.until:
+        query = query.where(AuditEvent.created_at < f.until)
+    return query
+
+
+def search(f: AuditFilter, limit: int = 200) -> list[AuditEvent]:
+    """The newest matching events."""
+    return db.session.scalars(_filtered(f).order_by(AuditEvent.id.desc()).limit(limit)).all()
+
+
+def export_csv(f: AuditFilter, max_rows: int = 100_000):
+    """Matching events as CSV text in chunks (UTF-8 with BOM), oldest first."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")
+    writer.writerow(
+        [
+            "id",
+            "created_at",
+            "actor",
+            "action",
+            "object_type",
+            "object_id",
+            "before",
+            "after",
+            "request_id",
+            "ip",
+            "hash",
+        ]
+    )
+    rows = db.session.scalars(_filtered(f).order_by(AuditEvent.id).limit(max_rows)).yield_per(1000)
+    for n, e in enumerate(rows):
+        writer.writerow(
+            [
+                e.id,
+                e.created_at.isoformat(),
+                e.actor,
+                e.action,
+                e.object_type,
+                e.object_id,
+                json.dumps(e.before, ensure_ascii=False) if e.before is not None else "",
+                json.dumps(e.after, ensure_ascii=False) if e.after is not None else "",
+                e.request_id or "",
+                e.ip or "",
+                e.hash,
+            ]
+        )
+        if n % 1000 == 999:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

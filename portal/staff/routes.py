@@ -3,7 +3,17 @@ registry pages, search and user management. Each view parses a form, calls one s
 
 from __future__ import annotations
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -13,7 +23,7 @@ from ..domain import InvoiceRuleError, parse_money
 from ..extensions import db
 from ..formerrors import attach_error
 from ..models import Case, Invoice, Role, User, utcnow
-from ..services import accounts, buyers, cases, intake, outbox, review, search
+from ..services import accounts, audit, buyers, cases, intake, outbox, review, search
 from ..services.errors import ServiceError
 from ..uploads import add_evidence_file
 from . import bp
@@ -322,6 +332,48 @@ def user_update(user_id: int):
         else:
             flash(_("Saved."), "success")
     return redirect(url_for("staff.users"))
+
+
+def _audit_filter() -> audit.AuditFilter:
+    from datetime import datetime
+
+    from ..domain.shanghai_time import SHANGHAI
+
+    def day(name):
+        try:
+            value = request.args.get(name)
+            return datetime.fromisoformat(value).replace(tzinfo=SHANGHAI) if value else None
+        except ValueError:
+            flash(_("Dates look like 2026-11-26."), "error")
+            return None
+
+    args = request.args
+    return audit.AuditFilter(
+        actor=args.get("actor") or None,
+        action=args.get("action") or None,
+        object_type=args.get("object_type") or None,
+        object_id=args.get("object_id") or None,
+        since=day("since"),
+        until=day("until"),
+    )
+
+
+@bp.route("/audit")
+@staff_required(Role.SUPERVISOR)
+def audit_log():
+    return render_template(
+        "staff/audit.html", events=audit.search(_audit_filter()), args=request.args
+    )
+
+
+@bp.route("/audit.csv")
+@staff_required(Role.SUPERVISOR)
+def audit_csv():
+    return Response(
+        stream_with_context(audit.export_csv(_audit_filter())),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+    )
 
 
 @bp.route("/mail")
