@@ -47,6 +47,9 @@ def create_app(config: str | Mapping | None = None) -> Flask:
     register_blueprints(app)
     register_request_hooks(app)
     from . import errors, security
+    from .ops import metrics
+
+    metrics.init_app(app)
 
     errors.register(app)
     security.register(app)

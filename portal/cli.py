@@ -112,21 +112,22 @@ def worker(queues: tuple[str, ...], burst: bool, fork: bool, verbose: bool) -> N
     w = worker_class(chosen, connection=redis_connection())
     tickers: list[Ticker] = []
     if not burst:
+        # Periodic jobs: (job, interval setting, name). Each runs once per period across all
+        # workers on all hosts (see workers.ticker).
+        schedule = [
+            ("workers.maintenance.sweep", "OUTBOX_SWEEP_INTERVAL", "outbox-sweep"),
+            ("workers.maintenance.monitor", "MONITOR_INTERVAL", "monitor"),
+            ("workers.reconcile.run", "RECONCILE_INTERVAL", "reconcile"),
+        ]
         tickers = [
             Ticker(
                 redis_connection(),
                 get_queue(names.MAINTENANCE),
-                "workers.maintenance.sweep",
-                current_app.config["OUTBOX_SWEEP_INTERVAL"],
-                "outbox-sweep",
-            ),
-            Ticker(
-                redis_connection(),
-                get_queue(names.MAINTENANCE),
-                "workers.reconcile.run",
-                current_app.config["RECONCILE_INTERVAL"],
-                "reconcile",
-            ),
+                job,
+                current_app.config[setting],
+                name,
+            )
+            for job, setting, name in schedule
         ]
         for ticker in tickers:
             ticker.start()

@@ -53,6 +53,13 @@ _NUMERIC_SETTINGS = (
     "SESSION_ABSOLUTE_HOURS",
     "LOGIN_FAILURES_BEFORE_LOCK",
     "LOGIN_LOCK_MINUTES",
+    "MONITOR_INTERVAL",
+    "MONITOR_STUCK_MINUTES",
+    "MONITOR_WINDOW_MINUTES",
+    "MONITOR_FAILURE_RATE",
+    "MONITOR_MIN_ATTEMPTS",
+    "MONITOR_BACKLOG_MAX",
+    "MONITOR_HEARTBEAT_SECONDS",
 )
 
 
@@ -69,6 +76,7 @@ class BaseConfig:
     MAIL_URL: str | None = None
     MAIL_FROM: str | None = None
     PUBLIC_URL = "http://127.0.0.1:8000"  # how links in mail reach the portal
+    METRICS_TOKEN: str | None = None  # if set, /metrics wants "Authorization: Bearer <token>"
 
     # Babel: Chinese first, English second; times shown in Beijing time.
     BABEL_DEFAULT_LOCALE = "zh_CN"
@@ -130,6 +138,13 @@ class BaseConfig:
     OUTBOX_ENQUEUE_GRACE = 15  # seconds a dispatched row may wait before its job is checked
     OUTBOX_DISPATCH_LIMIT = 20000  # rows one sweep may dispatch
     RECONCILE_INTERVAL = 900.0  # seconds between scheduled reconciliation runs
+    MONITOR_INTERVAL = 60.0  # seconds between monitor runs (alerts, SLA warnings)
+    MONITOR_STUCK_MINUTES = 10  # a delivery overdue this long is "stuck"
+    MONITOR_WINDOW_MINUTES = 15  # failure rate window
+    MONITOR_FAILURE_RATE = 0.5  # alert above this share of failed attempts
+    MONITOR_MIN_ATTEMPTS = 20  # ...once the window has at least this many attempts
+    MONITOR_BACKLOG_MAX = 5000  # alert above this many deliveries waiting
+    MONITOR_HEARTBEAT_SECONDS = 120  # a worker silent this long is missing
 
     @classmethod
     def load(cls) -> dict:
@@ -145,6 +160,7 @@ class BaseConfig:
         settings["MAIL_URL"] = _env("MAIL_URL", settings["MAIL_URL"])
         settings["MAIL_FROM"] = _env("MAIL_FROM", settings["MAIL_FROM"])
         settings["PUBLIC_URL"] = _env("PUBLIC_URL", settings["PUBLIC_URL"])
+        settings["METRICS_TOKEN"] = _env("METRICS_TOKEN", settings["METRICS_TOKEN"])
         if settings["MAIL_URL"] is None and _env("MAIL_SERVER"):
             settings["MAIL_URL"] = f"smtp://{_env('MAIL_SERVER')}:{_env_int('MAIL_PORT', 25)}"
         settings["SELLER_TAX_ID"] = _env("SELLER_TAX_ID", settings["SELLER_TAX_ID"])

@@ -1,13 +1,13 @@
-"""Periodic housekeeping jobs: the outbox and evidence sweeper."""
+"""Periodic housekeeping jobs: the sweeper and the monitors."""
 
-from portal.services import evidence, notify, outbox
+from portal.services import evidence, monitoring, notify, outbox
 
 from .context import job_context
 
 
 def sweep() -> dict:
     """Take back expired leases, dispatch due deliveries that have no live job, and re-enqueue
-    evidence whose extraction job went missing."""
+    evidence and mail whose jobs went missing."""
     with job_context():
         report = outbox.sweep()
         uploads = evidence.sweep()
@@ -18,4 +18,16 @@ def sweep() -> dict:
         "breaker": report.breaker,
         "uploads_requeued": uploads,
         "notifications_requeued": mails,
+    }
+
+
+def monitor() -> dict:
+    """Raise or clear sync alerts, and warn about cases close to or past their SLA."""
+    with job_context():
+        results = monitoring.run_checks()
+        warned, escalated = monitoring.warn_sla()
+    return {
+        "unhealthy": [r.kind for r in results if not r.healthy],
+        "sla_warned": warned,
+        "sla_escalated": escalated,
     }

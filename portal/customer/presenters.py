@@ -60,6 +60,25 @@ CHANNELS = {
     "email": _l("E-mail"),
 }
 
+CAUSES = {
+    "registry_failure": _l("Registration delayed"),
+    "keying_error": _l("A field typed differently"),
+    "not_beijing": _l("Not a Beijing invoice"),
+    "issued_today": _l("Issued today"),
+    "unknown": _l("Unknown to us"),
+    "registered": _l("Already registered"),
+}
+
+ALERTS = {
+    "breaker_open": _l("Registry unreachable"),
+    "dead_letter": _l("Dead letter"),
+    "dead_letters": _l("Dead letters waiting"),
+    "stuck_submissions": _l("Deliveries stuck"),
+    "failure_rate": _l("Many registry failures"),
+    "backlog": _l("Backlog growing"),
+    "worker_heartbeat": _l("No worker running"),
+}
+
 SLA_STATES = {
     "breached": _l("Overdue"),
     "at_risk": _l("Due soon"),
@@ -148,4 +167,5 @@ def presenters() -> dict:
         "refusal_message": refusal_message,
         "sla_label": lambda status: str(SLA_STATES.get(status, status)),
         "field_label": lambda name: str(FIELD_LABELS.get(name, name)),
+        "alert_label": lambda kind: str(ALERTS.get(kind, kind)),
     }

@@ -288,7 +288,8 @@ def staff_assigned(case: Case, reviewer: User) -> None:
     )
 
 
-def _supervisors() -> list[User]:
+def supervisors() -> list[User]:
+    """Active supervisors and admins: who hears of breaches and outages."""
     return db.session.scalars(
         select(User).where(User.active.is_(True), User.role.in_([Role.SUPERVISOR, Role.ADMIN]))
     ).all()
@@ -296,7 +297,7 @@ def _supervisors() -> list[User]:
 
 def dead_letter(invoice_key: str, error: str, attempts: int) -> None:
     url = external_url("staff.dead_letters")
-    for boss in _supervisors():
+    for boss in supervisors():
         queue(
             "dead_letter",
             boss.email,
@@ -312,7 +313,7 @@ def dead_letter(invoice_key: str, error: str, attempts: int) -> None:
 
 def registry_down(since: datetime, backlog: int | None = None) -> None:
     url = external_url("staff.dead_letters")
-    for boss in _supervisors():
+    for boss in supervisors():
         context = {"since": since, "dashboard_url": url}
         if backlog is not None:
             context["backlog"] = backlog

@@ -487,6 +487,7 @@ def _read_listing(ref: _RunRef, progress: Progress) -> None:
     page_size = setting("RECONCILE_PAGE_SIZE")
     cursor, offset, done = run.cursor_current, run.offset_current, run.registry_rows
     expected = _expected_rows(run)
+    postgres = db.session.get_bind().dialect.name == "postgresql"
     db.session.commit()
     progress("listing", done, expected)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-listing")
@@ -511,6 +512,11 @@ def _read_listing(ref: _RunRef, progress: Progress) -> None:
                 # Records to skip run on into the next page if this one was shorter.
                 offset = max(0, offset - len(items))
                 position = {"cursor_current": next_cursor, "offset_current": offset}
+            if postgres:
+                # The page and the position commit together or not at all, so a commit lost in
+                # a database crash only means re-reading that page: no need to wait for the
+                # WAL flush of each of a thousand small transactions.
+                db.session.execute(text("SET LOCAL synchronous_commit = off"))
             _hold(
                 ref,
                 pages=ReconciliationRun.pages + 1,

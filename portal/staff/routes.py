@@ -19,11 +19,23 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectChoice
 
+from ..customer import presenters
 from ..domain import InvoiceRuleError, parse_money
 from ..extensions import db
 from ..formerrors import attach_error
 from ..models import Case, Invoice, Role, User, utcnow
-from ..services import accounts, audit, buyers, cases, intake, outbox, review, search
+from ..services import (
+    accounts,
+    audit,
+    buyers,
+    cases,
+    dashboard,
+    intake,
+    monitoring,
+    outbox,
+    review,
+    search,
+)
 from ..services.errors import ServiceError
 from ..uploads import add_evidence_file
 from . import bp
@@ -373,6 +385,24 @@ def audit_csv():
         stream_with_context(audit.export_csv(_audit_filter())),
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
+    )
+
+
+@bp.route("/dashboard")
+@staff_required(Role.SUPERVISOR)
+def dashboard_view():
+    d = dashboard.build()
+
+    def chart(counts: dict, labels: dict):
+        return dashboard.bars([(str(labels.get(k, k)), v) for k, v in sorted(counts.items())])
+
+    charts = {
+        "states": chart(d.cases_by_state, presenters.CASE_STATES),
+        "channels": chart(d.cases_by_channel, presenters.CHANNELS),
+        "causes": chart(d.causes, presenters.CAUSES),
+    }
+    return render_template(
+        "staff/dashboard.html", d=d, charts=charts, alerts=monitoring.open_alerts()
     )
 
 

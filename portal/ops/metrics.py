@@ -1,0 +1,119 @@
+"""Prometheus metrics: request counts and latencies (per worker process), plus gauges read
+from the database and Redis when scraped.
+
+Request figures live in each gunicorn worker's memory and carry a ``pid`` label; Prometheus
+sums them. The gauges are the same whichever worker answers.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import defaultdict
+
+from flask import Flask, g, request
+from sqlalchemy import func, select
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_lock = threading.Lock()
+_requests: dict[tuple[str, str, int], int] = defaultdict(int)
+_latency: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * (len(BUCKETS) + 2))
+
+
+def init_app(app: Flask) -> None:
+    """Time every request (by endpoint, not by URL, so the label set stays small)."""
+
+    @app.before_request
+    def start_timer():
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def count_request(response):
+        started = g.pop("metrics_started", None)
+        if started is None:
+            return response
+        seconds = time.perf_counter() - started
+        endpoint = request.endpoint or "unmatched"
+        with _lock:
+            _requests[(endpoint, request.method, response.status_code)] += 1
+            row = _latency[(endpoint, request.method)]
+            for index, bound in enumerate(BUCKETS):
+                if seconds <= bound:
+                    row[index] += 1
+            row[len(BUCKETS)] += 1  # +Inf (count)
+            row[len(BUCKETS) + 1] += seconds  # sum
+        return response
+
+
+def _esc(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render() -> str:
+    """The metrics in the Prometheus text format (version 0.0.4)."""
+    from ..extensions import db
+    from ..models import OPEN_CASE_STATES, Alert, Case, Submission, utcnow
+    from ..queue import all_queues
+
+    pid = os.getpid()
+    lines = [
+        "# HELP portal_http_requests_total HTTP requests answered by this worker process.",
+        "# TYPE portal_http_requests_total counter",
+    ]
+    with _lock:
+        requests = dict(_requests)
+        latency = {k: list(v) for k, v in _latency.items()}
+    for (endpoint, method, status), n in sorted(requests.items()):
+        lines.append(
+            f'portal_http_requests_total{{pid="{pid}",endpoint="{_esc(endpoint)}",'
+            f'method="{method}",status="{status}"}} {n}'
+        )
+    lines += [
+        "# HELP portal_http_request_duration_seconds Time to answer a request.",
+        "# TYPE portal_http_request_duration_seconds histogram",
+    ]
+    for (endpoint, method), row in sorted(latency.items()):
+        labels = f'pid="{pid}",endpoint="{_esc(endpoint)}",method="{method}"'
+        for index, bound in enumerate(BUCKETS):
+            lines.append(
+                f'portal_http_request_duration_seconds_bucket{{{labels},le="{bound}"}} '
+                f"{int(row[index])}"
+            )
+        count = int(row[len(BUCKETS)])
+        lines.append(f'portal_http_request_duration_seconds_bucket{{{labels},le="+Inf"}} {count}')
+        lines.append(f"portal_http_request_duration_seconds_count{{{labels}}} {count}")
+        lines.append(
+            f"portal_http_request_duration_seconds_sum{{{labels}}} {row[len(BUCKETS) + 1]:.6f}"
+        )
+    lines += [
+        "# HELP portal_queue_jobs Jobs waiting in each RQ queue.",
+        "# TYPE portal_queue_jobs gauge",
+    ]
+    try:
+        for queue in all_queues():
+            lines.append(f'portal_queue_jobs{{queue="{queue.name}"}} {queue.count}')
+    except Exception:  # Redis down: say so rather than fail the scrape
+        lines.append("portal_queue_up 0")
+    lines += ["# HELP portal_submissions Outbox rows by state.", "# TYPE portal_submissions gauge"]
+    for state, n in db.session.execute(
+        select(Submission.state, func.count()).group_by(Submission.state)
+    ):
+        lines.append(f'portal_submissions{{state="{state}"}} {n}')
+    breached = db.session.scalar(
+        select(func.count())
+        .select_from(Case)
+        .where(Case.state.in_(OPEN_CASE_STATES), Case.resolution_due_at < utcnow())
+    )
+    alerts = db.session.scalar(
+        select(func.count()).select_from(Alert).where(Alert.cleared_at.is_(None))
+    )
+    lines += [
+        "# HELP portal_sla_breached_cases Open cases past their resolution deadline.",
+        "# TYPE portal_sla_breached_cases gauge",
+        f"portal_sla_breached_cases {breached}",
+        "# HELP portal_alerts_open Alerts not cleared.",
+        "# TYPE portal_alerts_open gauge",
+        f"portal_alerts_open {alerts}",
+    ]
+    return "\n".join(lines) + "\n"

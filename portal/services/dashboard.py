@@ -1,0 +1,156 @@
+"""Figures for the supervisors' dashboard: cases, SLA, registry health, causes, satisfaction."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..models import (
+    OPEN_CASE_STATES,
+    Case,
+    CaseState,
+    LookupEvent,
+    Rating,
+    ReconciliationRun,
+    Submission,
+    SubmissionAttempt,
+    SubmissionState,
+    User,
+    utcnow,
+)
+from .registry_link import breaker
+from .review import sla_status
+
+# Lookup findings grouped into the complaint causes the business talks about.
+CAUSES = {
+    "pending_registry": "registry_failure",
+    "amount_is_total": "keying_error",
+    "date_mismatch": "keying_error",
+    "check_code_mismatch": "keying_error",
+    "amount_mismatch": "keying_error",
+    "not_beijing": "not_beijing",
+    "issued_today": "issued_today",
+    "unknown": "unknown",
+    "registered": "registered",
+}
+
+
+@dataclass
+class Dashboard:
+    cases_by_state: dict[str, int] = field(default_factory=dict)
+    cases_by_channel: dict[str, int] = field(default_factory=dict)
+    sla_now: dict[str, int] = field(default_factory=dict)
+    sla_weeks: list[tuple[str, int, int]] = field(default_factory=list)  # (week, met, missed)
+    registry: dict[str, object] = field(default_factory=dict)
+    causes: dict[str, int] = field(default_factory=dict)
+    ratings: list[tuple[str, str, float, int]] = field(default_factory=list)
+    reconciliations: list[ReconciliationRun] = field(default_factory=list)
+
+
+def build(now: datetime | None = None, weeks: int = 8) -> Dashboard:
+    """Every figure of the dashboard, computed with aggregate queries."""
+    now = now or utcnow()
+    d = Dashboard()
+    d.cases_by_state = dict(
+        db.session.execute(select(Case.state, func.count()).group_by(Case.state)).all()
+    )
+    d.cases_by_channel = dict(
+        db.session.execute(
+            select(Case.channel, func.count())
+            .where(Case.state.in_(OPEN_CASE_STATES))
+            .group_by(Case.channel)
+        ).all()
+    )
+    d.sla_now = {"on_time": 0, "at_risk": 0, "breached": 0}
+    for case in db.session.scalars(select(Case).where(Case.state.in_(OPEN_CASE_STATES))):
+        d.sla_now[sla_status(case, now)] += 1
+    since = now - timedelta(weeks=weeks)
+    met: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for resolved_at, due in db.session.execute(
+        select(Case.resolved_at, Case.resolution_due_at).where(
+            Case.resolved_at >= since, Case.state == CaseState.RESOLVED
+        )
+    ):
+        week = resolved_at.strftime("%G-W%V")
+        met[week][0 if due is None or resolved_at <= due else 1] += 1
+    d.sla_weeks = [(week, *met[week]) for week in sorted(met)]
+    day = now - timedelta(hours=24)
+    outcomes = dict(
+        db.session.execute(
+            select(SubmissionAttempt.outcome, func.count())
+            .where(SubmissionAttempt.started_at >= day)
+            .group_by(SubmissionAttempt.outcome)
+        ).all()
+    )
+    attempts = sum(outcomes.values())
+    latency = db.session.scalar(
+        select(func.avg(SubmissionAttempt.duration_ms)).where(SubmissionAttempt.started_at >= day)
+    )
+    states = dict(
+        db.session.execute(select(Submission.state, func.count()).group_by(Submission.state)).all()
+    )
+    d.registry = {
+        "attempts_24h": attempts,
+        "success_rate": (outcomes.get("success", 0) / attempts) if attempts else None,
+        "avg_latency_ms": round(float(latency), 1) if latency is not None else None,
+        "backlog": states.get(SubmissionState.QUEUED, 0)
+        + states.get(SubmissionState.RETRY_SCHEDULED, 0)
+        + states.get(SubmissionState.IN_FLIGHT, 0),
+        "dead": states.get(SubmissionState.DEAD, 0),
+        "breaker": _breaker_state(),
+    }
+    causes: dict[str, int] = defaultdict(int)
+    for finding, count in db.session.execute(
+        select(LookupEvent.finding, func.count())
+        .where(LookupEvent.created_at >= now - timedelta(days=30))
+        .group_by(LookupEvent.finding)
+    ):
+        causes[CAUSES.get(finding, "unknown")] += count
+    d.causes = dict(causes)
+    month = func.substr(func.cast(Rating.created_at, db.String), 1, 7)
+    d.ratings = [
+        (email or "—", m, round(float(avg), 2), n)
+        for email, m, avg, n in db.session.execute(
+            select(User.email, month, func.avg(Rating.score), func.count())
+            .select_from(Rating)
+            .outerjoin(User, User.id == Rating.reviewer_id)
+            .group_by(User.email, month)
+            .order_by(month.desc(), User.email)
+        )
+    ]
+    d.reconciliations = db.session.scalars(
+        select(ReconciliationRun).order_by(ReconciliationRun.id.desc()).limit(5)
+    ).all()
+    return d
+
+
+def _breaker_state() -> str:
+    try:
+        return breaker().status().state
+    except Exception:
+        return "unknown"
+
+
+def bars(values: list[tuple[str, float]], width: int = 320, bar_height: int = 22) -> dict:
+    """Geometry for a horizontal bar chart drawn as SVG by the template (no script, no CSS)."""
+    top = max((v for _, v in values), default=0) or 1
+    rows = []
+    for index, (label, value) in enumerate(values):
+        rows.append(
+            {
+                "label": label,
+                "value": value,
+                "y": index * (bar_height + 8),
+                "w": max(2, round(value / top * (width - 140))),
+            }
+        )
+    return {
+        "rows": rows,
+        "height": max(1, len(rows)) * (bar_height + 8),
+        "width": width,
+        "bar_height": bar_height,
+    }
