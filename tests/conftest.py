@@ -23,6 +23,7 @@ from portal import create_app
 from portal.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
+TEST_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # noqa: S105 - test admins' TOTP key
 
 
 def pytest_report_header(config):
@@ -199,7 +200,13 @@ class AuthActions:
         data = {"email": email, "password": password}
         if remember:
             data["remember"] = "y"
-        return self.post_form("/auth/login", data)
+        response = self.post_form("/auth/login", data)
+        if response.headers.get("Location", "").endswith("/auth/2fa"):
+            # Test admins are made with TEST_TOTP_SECRET (see make_user): give today's code.
+            import pyotp
+
+            response = self.post_form("/auth/2fa", {"code": pyotp.TOTP(TEST_TOTP_SECRET).now()})
+        return response
 
     def logout(self):
         page = self.client.get("/")
@@ -219,7 +226,11 @@ def make_user(app):
 
     def make(email="staff@example.com", role="reviewer", password="Gao-Shan-Liu-Shui-42"):
         with app.app_context():
-            return accounts.create_user(email, password, role).id
+            user = accounts.create_user(email, password, role)
+            if role == "admin":  # admins must use two-step sign-in
+                user.totp_secret = TEST_TOTP_SECRET
+                db.session.commit()
+            return user.id
 
     return make
 

@@ -12,7 +12,7 @@ from ..services import accounts
 from ..services.errors import ServiceError
 from ..urls import is_local_path
 from . import bp
-from .forms import LoginForm, RegisterForm
+from .forms import CodeForm, LoginForm, RegisterForm
 
 
 def _safe_next(target: str | None) -> str:
@@ -71,6 +71,14 @@ def login():
             # One message for every failure: never reveal whether the e-mail has an account.
             form.password.errors.append(_("The e-mail or password is not correct."))
         else:
+            if accounts.needs_second_factor(user):
+                # The password was right; the session starts only after the one-time code.
+                session.clear()
+                session["pending_user"] = user.session_token
+                session["pending_remember"] = bool(form.remember.data)
+                session["pending_since"] = int(time.time())
+                session["pending_next"] = _safe_next(request.args.get("next"))
+                return redirect(url_for("auth.second_factor"))
             accounts.clear_login_failures(email)
             _start_session(user, remember=form.remember.data)
             flash(_("You are signed in."), "success")
@@ -86,3 +94,84 @@ def logout():
     session.clear()
     flash(_("You are signed out."), "info")
     return redirect(url_for("customer.home"))
+
+
+def _pending_user():
+    """The user who gave the right password and still owes a one-time code (5 minutes)."""
+    token, since = session.get("pending_user"), session.get("pending_since", 0)
+    if not token or time.time() - since > 300:
+        return None
+    return accounts.user_by_session_token(token)
+
+
+@bp.route("/2fa", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"], methods=["POST"])
+def second_factor():
+    user = _pending_user()
+    if user is None:
+        flash(_("Please sign in again."), "info")
+        return redirect(url_for("auth.login"))
+    if not user.totp_secret:
+        return redirect(url_for("auth.totp_setup"))
+    form = CodeForm()
+    if form.validate_on_submit():
+        if accounts.login_locked(user.email):
+            form.code.errors.append(
+                _(
+                    "Too many failed attempts. Please wait %(n)d minutes and try again.",
+                    n=current_app.config["LOGIN_LOCK_MINUTES"],
+                )
+            )
+        elif accounts.check_totp(user.totp_secret, form.code.data):
+            return _finish_pending(user)
+        else:
+            accounts.note_login_failure(user.email)
+            form.code.errors.append(_("That code is not right. Check the time on your phone."))
+    return render_template("auth/second_factor.html", form=form)
+
+
+def _finish_pending(user):
+    remember, target = session.get("pending_remember", False), session.get("pending_next")
+    accounts.clear_login_failures(user.email)
+    _start_session(user, remember=remember)
+    flash(_("You are signed in."), "success")
+    return redirect(target if is_local_path(target) else url_for("customer.home"))
+
+
+@bp.route("/2fa/setup", methods=["GET", "POST"])
+def totp_setup():
+    """Set up a one-time code app: required for admins at their first sign-in, optional for
+    other staff (from the header menu once signed in)."""
+    user = _pending_user() or (current_user if current_user.is_authenticated else None)
+    if user is None or not user.is_staff:
+        return redirect(url_for("auth.login"))
+    secret = session.get("totp_setup_secret") or accounts.new_totp_secret()
+    session["totp_setup_secret"] = secret
+    form = CodeForm()
+    if form.validate_on_submit():
+        try:
+            accounts.enable_totp(user, secret, form.code.data)
+        except ServiceError as error:
+            form.code.errors.append(error.message)
+        else:
+            session.pop("totp_setup_secret", None)
+            if not current_user.is_authenticated:
+                return _finish_pending(user)
+            flash(_("Two-step sign-in is on."), "success")
+            return redirect(url_for("customer.home"))
+    uri = accounts.totp_uri(user, secret)
+    return render_template(
+        "auth/totp_setup.html", form=form, secret=secret, uri=uri, qr_svg=_qr_svg(uri)
+    )
+
+
+def _qr_svg(text: str) -> str:
+    import io
+
+    import segno
+
+    buffer = io.BytesIO()
+    segno.make(text, error="m").save(
+        buffer, kind="svg", scale=5, xmldecl=False, svgns=True, dark="#1d2b36"
+    )
+    return buffer.getvalue().decode()

@@ -44,6 +44,8 @@ class User(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     # False: send only the mail that must be read (see portal.mail NON_ESSENTIAL_KINDS).
     optional_mail: Mapped[bool] = mapped_column(default=True)
+    # Base32 TOTP secret once two-factor sign-in is set up (required for admins).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
     # Flask-Login keeps this in the session cookie instead of the primary key, so that a new
     # token (password reset, disabling, "log out everywhere") ends every existing session.
     session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)

@@ -102,6 +102,12 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
+def user_by_session_token(token: str) -> User | None:
+    """The active user whose sessions carry this token."""
+    user = db.session.scalar(select(User).where(User.session_token == token))
+    return user if user is not None and user.active else None
+
+
 def record_login(user: User) -> None:
     """Note a successful sign-in (time and audit row)."""
     user.last_login_at = utcnow()
@@ -243,4 +249,42 @@ def sign_out_everywhere(user: User) -> None:
     """Sign-out ends the session on the server: the token every cookie carries is replaced."""
     end_all_sessions(user)
     audit.record("user.logout", "user", user.id, actor=user)
+    db.session.commit()
+
+
+def needs_second_factor(user: User) -> bool:
+    """Admins must use a one-time code; other staff may choose to."""
+    return bool(user.totp_secret) or user.role == Role.ADMIN
+
+
+def new_totp_secret() -> str:
+    """A fresh secret for an authenticator app."""
+    import pyotp
+
+    return pyotp.random_base32()
+
+
+def totp_uri(user: User, secret: str) -> str:
+    """The otpauth:// link an authenticator app scans."""
+    import pyotp
+
+    return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name="发票补录服务平台")
+
+
+def check_totp(secret: str | None, code: str) -> bool:
+    """True when ``code`` is the current one-time code (a step either side allowed)."""
+    import pyotp
+
+    code = "".join(ch for ch in (code or "") if ch.isdigit())
+    return bool(secret) and len(code) == 6 and pyotp.TOTP(secret).verify(code, valid_window=1)
+
+
+def enable_totp(user: User, secret: str, code: str) -> None:
+    """Turn on two-factor sign-in after the user proved their app shows the right code."""
+    if not check_totp(secret, code):
+        raise ServiceError(
+            _l("That code is not right. Check the time on your phone."), field="code"
+        )
+    user.totp_secret = secret
+    audit.record("user.totp_enabled", "user", user.id, actor=user)
     db.session.commit()
