@@ -23,7 +23,7 @@ from portal import create_app
 from portal.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # noqa: S105 - test admins' TOTP key
+TEST_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 
 def pytest_report_header(config):
