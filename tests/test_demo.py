@@ -11,9 +11,16 @@ def test_seed_is_idempotent_and_varied(ctx, runner):
     first = runner.invoke(args=["demo", "seed", "--invoices", "120"])
     assert first.exit_code == 0, first.output
     second = runner.invoke(args=["demo", "seed", "--invoices", "120"])
-    assert "0 created, 120 already there" in second.output
+    assert "0 created, 120 already there" in second.output and "cases: 0 created" in second.output
     assert db.session.scalar(select(func.count()).select_from(User)) == 3
     assert db.session.scalar(select(func.count()).select_from(Invoice)) == 120
+    from portal.models import Case
+
+    assert set(db.session.scalars(select(Case.state))) == {
+        "awaiting_review",
+        "in_review",
+        "info_requested",
+    }
     states = set(db.session.scalars(select(Submission.state)))
     assert {"queued", "retry_scheduled", "dead"} <= states
     kinds = set(db.session.scalars(select(Invoice.kind)))

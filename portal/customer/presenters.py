@@ -26,6 +26,12 @@ CASE_STATES = {
     "withdrawn": _l("Withdrawn"),
 }
 
+# Where staff read a state differently from the customer ("your information" is theirs).
+STAFF_CASE_STATES = {
+    "info_requested": _l("Waiting for the customer"),
+    "merged": _l("Merged"),
+}
+
 EVENT_LABELS = {
     "opened": _l("Report received"),
     "claimed": _l("Claimed by a reviewer"),
@@ -160,6 +166,9 @@ def presenters() -> dict:
         "report_link_fields": report_link_fields,
         "timeline_label": timeline_label,
         "case_state_label": lambda state: str(CASE_STATES.get(state, state)),
+        "staff_state_label": lambda state: str(
+            STAFF_CASE_STATES.get(state) or CASE_STATES.get(state, state)
+        ),
         "event_label": lambda kind: str(EVENT_LABELS.get(kind, kind)),
         "registry_state_label": lambda state: str(REGISTRY_STATES.get(state, state)),
         "channel_label": lambda channel: str(CHANNELS.get(channel, channel)),

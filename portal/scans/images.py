@@ -117,7 +117,7 @@ class NormalisedImage:
         if self.scale >= 1:
             return self.image
         image, orientation = _decode(self._source, self.kind, target=None)
-        return _upright(image, orientation)
+        return _upright(_flatten(image), orientation)
 
 
 def normalise(

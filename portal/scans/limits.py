@@ -40,7 +40,8 @@ class ScanLimits:
     # Long side of the re-encoded picture staff see; phone photos are scaled down to about it.
     display_max_side: int = 2048
     thumbnail_side: int = 320
-    max_pdf_pages: int = 20
+    # Pages of a PDF whose text is read (an invoice has one, a long item list two or three).
+    max_pdf_pages: int = 3
     # Pixels of one rendered PDF page (the page box of a hostile PDF can be 200 × 200 inches).
     max_render_pixels: int = 12_000_000
     max_zip_members: int = 1000

@@ -123,6 +123,9 @@ def sniff(head: bytes, filename: str | None) -> FileKind:
         raise EvidenceRefused("unsupported_type")
     extension = _extension(safe_filename(filename))
     if extension not in kind.extensions:
+        if kind is FileKind.OFD:
+            # Only the name can say a zip means to be an OFD; a .docx or .zip is just refused.
+            raise EvidenceRefused("unsupported_type")
         raise EvidenceRefused("extension_mismatch", extension=extension or "—", actual=kind.label)
     return kind
 

@@ -90,6 +90,7 @@ def seed(invoice_count: int = 300, rng_seed: int = 2026) -> list[str]:
 
     db.session.commit()
     lines.append(f"invoices: {created} created, {invoice_count - created} already there")
+    lines.append(f"cases: {_seed_cases()} created")
     lines.append(f"demo password for every demo user: {DEMO_PASSWORD}")
     return lines
 
@@ -121,3 +122,38 @@ def _give_history(invoice, n: int) -> None:
         after={"state": submission.state, "attempts": submission.attempts},
         actor="demo",
     )
+
+
+def _seed_cases() -> int:
+    """A few reports from the demo customer in different states, so the queue is not empty."""
+    from sqlalchemy import func, select
+
+    from ..extensions import db
+    from ..models import Case
+    from . import cases, review
+
+    if db.session.scalar(select(func.count()).select_from(Case)):
+        return 0
+    customer = accounts.find_user_by_email(DEMO_USERS[0][0])
+    reviewer = accounts.find_user_by_email(DEMO_USERS[1][0])
+    stories = [
+        ("77000001", "开票方说已开具，但查验平台查不到。", None),
+        ("77000002", "发票是上周在柜台开的，到现在还查不到。", "claim"),
+        ("77000003", "报销被退回，说发票不存在。", "info"),
+        ("77000004", "去年的发票，一直查不到。", "late"),
+    ]
+    for number, story, what in stories:
+        case = cases.open_case(
+            cases.parse_claim({"code": "011002600111", "number": number, "check_code": "123456"}),
+            customer=customer,
+            description=story,
+            actor=customer,
+        )
+        if what in ("claim", "info"):
+            review.claim(case, reviewer)
+        if what == "info":
+            review.request_info(case, reviewer, "请上传发票的照片或 PDF 文件。")
+        if what == "late":
+            case.resolution_due_at = utcnow() - timedelta(hours=3)
+            db.session.commit()
+    return len(stories)
