@@ -27,17 +27,19 @@ import re
 
 # Local part of at least one character, a domain with at least one dot. Characters around the
 # "@" that are not part of an address (Chinese text, brackets, quotes) end the match.
+# "%40" is the "@" of an address inside a URL's query string (access logs).
 _EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@"
+    r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*(@|%40)"
     r"([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+)"
 )
 # 统一社会信用代码: two characters of the code alphabet, a six-digit division code, ten more
-# characters; legacy: a six-digit division code, eight characters and a check digit. Upper case
-# only, and not part of a longer run of letters or digits (hashes and ids are lower-case hex).
+# characters; legacy: a six-digit division code, eight characters and a check digit. In either
+# case (people type them in lower case too), never part of a longer run of letters or digits.
 _USCC_SYMBOL = "[0-9A-HJ-NPQRTUWXY]"
 _TAX_ID = re.compile(
     rf"(?<![0-9A-Za-z])((?:{_USCC_SYMBOL}{{2}}[0-9]{{6}}{_USCC_SYMBOL}{{10}})"
-    r"|(?:[0-9]{6}[0-9A-Z]{8}[0-9X]))(?![0-9A-Za-z])"
+    r"|(?:[0-9]{6}[0-9A-Z]{8}[0-9X]))(?![0-9A-Za-z])",
+    re.IGNORECASE,
 )
 # 1[3-9]x xxxx xxxx, optionally after +86 / 0086 / 86, with spaces or dashes between groups;
 # not inside a longer number.
@@ -47,7 +49,8 @@ _MOBILE = re.compile(
 
 
 def _mask_email(match: re.Match[str]) -> str:
-    return f"{match.group(1)}***@{match.group(2)}"
+    first, at, domain = match.groups()
+    return f"{first}***{at}{domain}"
 
 
 def _mask_tax_id(match: re.Match[str]) -> str:

@@ -185,3 +185,25 @@ def test_a_lost_extraction_job_is_requeued_by_the_sweeper(app, client, customer_
         assert evidence.sweep(grace_seconds=0) == 1
         run_workers()
         assert db.session.scalar(select(Upload.state)) == "extracted"
+
+
+def test_the_lookup_form_is_filled_from_a_photo_and_nothing_is_kept(app, client, invoice_png):
+    page = client.get("/lookup").get_data(as_text=True)
+    response = client.post(
+        "/lookup/scan",
+        data={"csrf_token": csrf_token_from(page), "file": (io.BytesIO(invoice_png), "发票.png")},
+        content_type="multipart/form-data",
+    )
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'value="51142414"' in html and 'value="114698"' in html
+    with app.app_context():
+        assert db.session.scalar(select(Upload)) is None
+    refused = client.post(
+        "/lookup/scan",
+        data={"csrf_token": csrf_token_from(page), "file": (io.BytesIO(b"<svg></svg>"), "x.svg")},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 200 and 'class="flash flash-error"' in refused.get_data(
+        as_text=True
+    )

@@ -5,6 +5,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
+    FileField,
     MultipleFileField,
     RadioField,
     SelectChoice,
@@ -227,3 +228,15 @@ class ConfirmFieldsForm(FlaskForm):
     )
     buyer_tax_id = StringField(_l("Buyer taxpayer ID"), validators=[Optional(), Length(max=30)])
     submit = SubmitField(_l("These are right"))
+
+
+class ScanForm(FlaskForm):
+    file = FileField(
+        _l("Or read it from a photo, PDF, OFD or XML of the invoice"),
+        validators=[DataRequired(_l("Choose a file."))],
+        description=_l("The file is read to fill the form and then discarded."),
+        render_kw={
+            "accept": "image/*,.heic,.heif,application/pdf,.ofd,.xml",
+            "capture": "environment",
+        },
+    )

@@ -33,6 +33,7 @@ from ..domain import (
 from ..extensions import limiter
 from ..formerrors import attach_error
 from ..i18n import LANG_COOKIE, current_language
+from ..scans.errors import EvidenceRefused
 from ..services import accounts, buyers, cases, evidence, review
 from ..services import lookup as lookup_service
 from ..services.errors import ServiceError
@@ -48,6 +49,7 @@ from .forms import (
     LookupForm,
     MessageForm,
     ReportForm,
+    ScanForm,
     WithdrawForm,
 )
 from .presenters import query_fields
@@ -79,7 +81,9 @@ def home():
 def lookup():
     if request.method == "GET":
         form = LookupForm(formdata=None, data={k: request.args.get(k, "") for k in LOOKUP_FIELDS})
-        return render_template("customer/lookup.html", form=form, result=None)
+        return render_template(
+            "customer/lookup.html", form=form, result=None, scan_form=ScanForm(formdata=None)
+        )
     form = LookupForm()
     result = None
     if form.validate_on_submit():
@@ -97,7 +101,40 @@ def lookup():
         except lookup_service.LookupLimited as error:
             flash(error.message, "warning")
     status = 200 if result or not form.errors else 422
-    return render_template("customer/lookup.html", form=form, result=result), status
+    return render_template(
+        "customer/lookup.html", form=form, result=result, scan_form=ScanForm(formdata=None)
+    ), status
+
+
+@bp.route("/lookup/scan", methods=["POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOOKUP_IP"])
+def lookup_scan():
+    """Fill the lookup form from a photo, PDF, OFD or XML of the invoice (nothing is kept)."""
+    form = ScanForm()
+    values: dict[str, str] = {}
+    if form.validate_on_submit():
+        upload = form.file.data
+        try:
+            values = evidence.read_for_lookup(upload.filename, upload.read())
+        except EvidenceRefused as refusal:
+            flash(refusal.message(current_language()), "error")
+        else:
+            if values.get("number"):
+                flash(_("We read the invoice; check the fields and look it up."), "success")
+            else:
+                flash(
+                    _(
+                        "No QR code or invoice data could be read from this file; please type "
+                        "the fields."
+                    ),
+                    "warning",
+                )
+    else:
+        flash(_("Choose a file."), "error")
+    lookup_form = LookupForm(formdata=None, data=values)
+    return render_template(
+        "customer/lookup.html", form=lookup_form, result=None, scan_form=ScanForm(formdata=None)
+    )
 
 
 @bp.route("/lookup/fields")

@@ -219,6 +219,8 @@ def _read_image(data: bytes, kind: FileKind, limits: ScanLimits, clock: _Clock) 
         picture.image, downscaled=picture.half, full_resolution=picture.full_resolution
     )
     clock.lap("qr")
+    preview = picture.display
+    clock.lap("display")  # waiting for the re-encoding that ran beside the QR pass
     candidates = _qr_fields(qr)
     ocr_used = _wants_ocr(limits.ocr, candidates)
     if ocr_used:
@@ -229,7 +231,7 @@ def _read_image(data: bytes, kind: FileKind, limits: ScanLimits, clock: _Clock) 
         fields=chosen,
         conflicts=conflicts,
         qr=qr,
-        preview=picture.display,
+        preview=preview,
         thumbnail=picture.thumbnail,
         perceptual_hash=picture.perceptual_hash,
         ocr_used=ocr_used,

@@ -273,3 +273,26 @@ def near_duplicates(upload: Upload, max_distance: int = 6) -> list[Upload]:
         for o in others
         if is_near_duplicate(upload.perceptual_hash, o.perceptual_hash, max_distance=max_distance)
     ]
+
+
+def read_for_lookup(filename: str | None, data: bytes) -> dict[str, str]:
+    """Read an invoice file to fill the lookup form, without storing anything.
+
+    Runs in the web request, so only the fast readers are used (QR, PDF text, OFD, XML), never
+    OCR; returns the lookup fields found (possibly none). Raises EvidenceRefused.
+    """
+    from dataclasses import replace
+
+    from ..scans.limits import OcrPolicy
+
+    result = extract(data, filename, replace(limits(), ocr=OcrPolicy.NEVER))
+    values = result.values()
+    found = {
+        name: values[name]
+        for name in ("code", "number", "issue_date", "amount", "total")
+        if values.get(name)
+    }
+    check = values.get("check_code", "")
+    if len(check) >= 6:
+        found["check_code_last6"] = check[-6:]
+    return found
