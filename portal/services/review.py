@@ -633,6 +633,9 @@ class ComparisonRow:
         values = {
             v for v in (self.typed, self.extracted, self.confirmed, self.ledger, self.registry) if v
         }
+        if self.field == "check_code" and any(len(v) == 6 for v in values):
+            # Customers type the last 6 digits; those agree with a full code ending in them.
+            values = {v[-6:] for v in values}
         return len(values) > 1
 
 

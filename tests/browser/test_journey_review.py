@@ -1,0 +1,91 @@
+"""A customer reports a missing invoice with a photo → a reviewer approves → a worker registers
+it → the customer sees it registered and the case resolved."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+
+from tests.browser.conftest import DESKTOP, PHONE, assert_fits, screenshot
+from tests.scans.corpus import InvoiceSample, encode, invoice_page
+from tests.test_delivery import run_workers
+
+SAMPLE = InvoiceSample(
+    title="北京增值税电子普通发票",
+    type_code="10",
+    code="011001900111",
+    number="61142414",
+    issue_date=date(2026, 5, 1),
+    check_code="65431824771847114698",
+    buyer_name="北京示例科技有限公司",
+    buyer_tax_id="911101017967003199",
+    seller_name="北京销售方有限公司",
+    seller_tax_id="91320621MA1MRHG205",
+    amount=Decimal("47.26"),
+    tax=Decimal("2.84"),
+    total=Decimal("50.10"),
+)
+
+
+def test_photo_report_approved_registered_and_resolved(
+    live_server, page_factory, sim_app, make_user, tmp_path, tmp_root
+):
+    # The workers run in this process; they must see the files gunicorn stored.
+    sim_app.config["UPLOAD_DIR"] = str(tmp_root / "live-uploads")
+    make_user("shenhe@example.com", "reviewer")
+    photo = tmp_path / "发票照片.png"
+    photo.write_bytes(encode(invoice_page(SAMPLE, width=1200), "PNG"))
+
+    customer = page_factory(PHONE)
+    customer.goto(live_server + "/auth/register")
+    customer.get_by_label("电子邮箱").fill("baoxiao@example.com")
+    customer.get_by_label("密码", exact=True).fill("Qing-Shan-Lv-Shui-2026")
+    customer.get_by_label("确认密码").fill("Qing-Shan-Lv-Shui-2026")
+    customer.get_by_role("button", name="注册账号").click()
+    customer.goto(
+        live_server + f"/cases/new?code={SAMPLE.code}&number={SAMPLE.number}"
+        "&issue_date=2026-05-01&check_code_last6=114698"
+    )
+    customer.get_by_role("button", name="提交报告").click()
+    reference = re.search(r"BJ-\d{4}-\d{6}", customer.locator(".flash-success").inner_text())[0]
+
+    customer.get_by_label("发票照片、扫描件、PDF、OFD 或 XML 文件").set_input_files(str(photo))
+    customer.get_by_role("button", name="上传").click()
+    customer.locator(".upload").first.wait_for()
+    with sim_app.app_context():
+        run_workers()  # the extraction job
+    customer.reload()
+    assert customer.get_by_label("发票号码").nth(0).input_value() == SAMPLE.number
+    assert_fits(customer, PHONE["width"])
+    screenshot(customer, "review-journey-1-customer-evidence")
+    customer.get_by_role("button", name="确认无误").click()
+    assert customer.get_by_text("审核员将看到您确认的内容").is_visible()
+
+    staff = page_factory(DESKTOP)
+    staff.goto(live_server + "/auth/login")
+    staff.get_by_label("电子邮箱").fill("shenhe@example.com")
+    staff.get_by_label("密码").fill("Gao-Shan-Liu-Shui-42")
+    staff.get_by_role("button", name="登录").click()
+    staff.goto(live_server + "/staff/")
+    screenshot(staff, "review-journey-2-queue")
+    staff.get_by_role("link", name=reference).click()
+    staff.get_by_role("button", name="认领此工单").click()
+    assert staff.locator(".viewer-image").is_visible()
+    screenshot(staff, "review-journey-3-review-page")
+    assert staff.locator("#approve input[name=number]").input_value() == SAMPLE.number
+    staff.locator("#approve input[name=buyer_name]").fill(SAMPLE.buyer_name)
+    staff.locator("#approve input[name=tax]").fill("2.84")
+    staff.locator("#approve input[name=total]").fill("50.10")
+    staff.locator("#approve input[name=buyer_tax_id]").fill(SAMPLE.buyer_tax_id)
+    staff.locator("#approve").get_by_role("button", name="批准补录").click()
+    assert staff.get_by_text("已完成").is_visible()
+    assert staff.console_errors == []
+
+    with sim_app.app_context():
+        run_workers()  # delivers to the registry; its confirmation resolves the case
+    customer.reload()
+    assert "已解决" in customer.locator(".page-head").inner_text()
+    assert customer.get_by_text("已在登记系统登记").is_visible()
+    screenshot(customer, "review-journey-4-customer-resolved")
+    assert customer.console_errors == []
