@@ -115,8 +115,17 @@ class BaseConfig:
     RATELIMIT_LOOKUP_USER = "60 per hour"
     RATELIMIT_CASE_CREATE = "10 per hour"
     RATELIMIT_UPLOAD = "30 per hour"
-    SLA_FIRST_RESPONSE_HOURS = 4  # business hours
+    SLA_FIRST_RESPONSE_HOURS = 4  # business hours (default for every channel and priority)
     SLA_RESOLUTION_DAYS = 2  # business days
+    # Per "channel" or "channel:priority": {"first_response_hours": h, "resolution_days": d}.
+    # Set SLA_POLICY in the environment as JSON to change it without a release.
+    SLA_POLICY: ClassVar[dict] = {
+        "counter": {"first_response_hours": 2, "resolution_days": 1},
+        "web:urgent": {"first_response_hours": 2, "resolution_days": 1},
+        "counter:urgent": {"first_response_hours": 1, "resolution_days": 1},
+        "phone:urgent": {"first_response_hours": 2, "resolution_days": 1},
+        "email:urgent": {"first_response_hours": 2, "resolution_days": 1},
+    }
     PAGE_SIZE = 25
     SELLER_TAX_ID = "911101017967003199"  # the company's own taxpayer ID (the seller)
     FOUR_EYES_AMOUNT = "100000.00"  # approvals with a larger total need a second supervisor
@@ -164,6 +173,10 @@ class BaseConfig:
         if settings["MAIL_URL"] is None and _env("MAIL_SERVER"):
             settings["MAIL_URL"] = f"smtp://{_env('MAIL_SERVER')}:{_env_int('MAIL_PORT', 25)}"
         settings["SELLER_TAX_ID"] = _env("SELLER_TAX_ID", settings["SELLER_TAX_ID"])
+        if _env("SLA_POLICY"):
+            import json
+
+            settings["SLA_POLICY"] = json.loads(_env("SLA_POLICY"))
         settings["FOUR_EYES_AMOUNT"] = _env("FOUR_EYES_AMOUNT", settings["FOUR_EYES_AMOUNT"])
         settings["MAX_CONTENT_LENGTH"] = _env_int(
             "MAX_UPLOAD_BYTES", settings["MAX_CONTENT_LENGTH"]

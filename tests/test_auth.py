@@ -4,6 +4,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import AuditEvent, User
+from tests.conftest import csrf_token_from
 
 
 def test_register_creates_a_customer_and_signs_in(app, auth, client):
@@ -209,3 +210,12 @@ def test_an_account_is_locked_after_repeated_failures(app_factory):
     for _ in range(3):
         actions.login(email="nobody@example.com", password="wrong-password-000")
     assert actions.login(email="nobody@example.com").status_code == 429
+
+
+def test_customers_can_turn_off_mail_that_needs_no_action(app, auth, client):
+    auth.register()
+    page = client.get("/auth/account").get_data(as_text=True)
+    assert 'name="optional_mail"' in page and "checked" in page
+    client.post("/auth/account", data={"csrf_token": csrf_token_from(page)})
+    with app.app_context():
+        assert db.session.scalar(select(User.optional_mail)) is False

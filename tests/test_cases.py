@@ -161,3 +161,19 @@ def test_waiting_on_the_customer_pauses_the_sla_clock(ctx):
     from portal.domain.sla import business_time_between
 
     assert business_time_between(due, case.resolution_due_at, sla.calendar()) == timedelta(hours=4)
+
+
+def test_counter_and_urgent_cases_get_shorter_promises(ctx):
+    from portal.models import User
+    from portal.services import accounts, review
+
+    staff = accounts.create_user("r@example.com", "Gao-Shan-Liu-Shui-42", "reviewer")
+    claim = cases.parse_claim({"number": "12345678", "code": "011001900111"})
+    web = cases.open_case(claim, customer=None)
+    counter = cases.open_case(claim, customer=None, channel="counter")
+    assert counter.resolution_due_at < web.resolution_due_at
+    review.set_priority(web, staff, "urgent")
+    assert web.priority == "urgent" and web.resolution_due_at == sla.resolution_due(
+        web.created_at, "web", "urgent"
+    )
+    assert db.session.scalar(select(User.email)) == "r@example.com"

@@ -51,3 +51,10 @@ class CodeForm(FlaskForm):
         render_kw={"inputmode": "numeric", "autocomplete": "one-time-code", "maxlength": 12},
     )
     submit = SubmitField(_l("Continue"))
+
+
+class PreferencesForm(FlaskForm):
+    optional_mail = BooleanField(
+        _l("Also send me updates that need no action (for example “approved, being registered”)"),
+    )
+    submit = SubmitField(_l("Save"))

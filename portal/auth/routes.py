@@ -12,7 +12,7 @@ from ..services import accounts
 from ..services.errors import ServiceError
 from ..urls import is_local_path
 from . import bp
-from .forms import CodeForm, LoginForm, RegisterForm
+from .forms import CodeForm, LoginForm, PreferencesForm, RegisterForm
 
 
 def _safe_next(target: str | None) -> str:
@@ -175,3 +175,15 @@ def _qr_svg(text: str) -> str:
         buffer, kind="svg", scale=5, xmldecl=False, svgns=True, dark="#1d2b36"
     )
     return buffer.getvalue().decode()
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    """The signed-in person's own settings: which mail they get, two-step sign-in."""
+    form = PreferencesForm(data={"optional_mail": current_user.optional_mail})
+    if form.validate_on_submit():
+        accounts.set_optional_mail(current_user, bool(form.optional_mail.data))
+        flash(_("Saved."), "success")
+        return redirect(url_for("auth.account"))
+    return render_template("auth/account.html", form=form)

@@ -52,6 +52,7 @@ class Case(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(20), unique=True)  # BJ-2026-000123
     channel: Mapped[str] = mapped_column(String(16), default=Channel.WEB)
+    priority: Mapped[str] = mapped_column(String(8), default="normal")  # normal | urgent
     state: Mapped[str] = mapped_column(String(24), default=CaseState.AWAITING_EVIDENCE, index=True)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)

@@ -288,3 +288,18 @@ def enable_totp(user: User, secret: str, code: str) -> None:
     user.totp_secret = secret
     audit.record("user.totp_enabled", "user", user.id, actor=user)
     db.session.commit()
+
+
+def set_optional_mail(user: User, wanted: bool) -> None:
+    """Whether the user gets mail that repeats what the portal shows (see NON_ESSENTIAL_KINDS)."""
+    before = {"optional_mail": user.optional_mail}
+    user.optional_mail = wanted
+    audit.record(
+        "user.preferences",
+        "user",
+        user.id,
+        before=before,
+        after={"optional_mail": wanted},
+        actor=user,
+    )
+    db.session.commit()

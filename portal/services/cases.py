@@ -107,6 +107,7 @@ def open_case(
     contact_phone: str | None = None,
     contact_preference: str = "email",
     description: str = "",
+    priority: str = "normal",
     actor=None,
 ) -> Case:
     """Open a case with its SLA promise and first timeline entry; commits."""
@@ -132,8 +133,9 @@ def open_case(
         claimed_total=claimed.total,
         claimed_check_code=claimed.check_code,
         claimed_buyer_tax_id=claimed.buyer_tax_id,
-        first_response_due_at=sla.first_response_due(now),
-        resolution_due_at=sla.resolution_due(now),
+        first_response_due_at=sla.first_response_due(now, channel, priority),
+        resolution_due_at=sla.resolution_due(now, channel, priority),
+        priority=priority,
         created_at=now,
     )
     db.session.add(case)

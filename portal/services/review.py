@@ -712,3 +712,28 @@ def prefill_fields(case: Case) -> dict[str, str]:
     values = {r.field: r.confirmed or r.extracted or r.typed or r.ledger for r in rows}
     values["seller_tax_id"] = values["seller_tax_id"] or current_app.config["SELLER_TAX_ID"]
     return values
+
+
+def set_priority(case: Case, staff: User, priority: str) -> None:
+    """Mark a case urgent (or normal again); its deadlines follow the policy for that priority,
+    counted from when it was opened. Commits."""
+    from . import sla
+
+    if priority not in ("normal", "urgent"):
+        raise ServiceError(_l("Unknown priority."))
+    if not case.is_open:
+        raise ServiceError(_l("This case is closed."))
+    before = {"priority": case.priority, "resolution_due_at": case.resolution_due_at}
+    case.priority = priority
+    case.first_response_due_at = sla.first_response_due(case.created_at, case.channel, priority)
+    case.resolution_due_at = sla.resolution_due(case.created_at, case.channel, priority)
+    _event(case, "priority", staff, body=priority, public=False)
+    audit.record(
+        "case.priority",
+        "case",
+        case.reference,
+        before=before,
+        after={"priority": priority, "resolution_due_at": case.resolution_due_at},
+        actor=staff,
+    )
+    db.session.commit()

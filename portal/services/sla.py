@@ -16,7 +16,6 @@ from flask import current_app
 from ..domain.sla import (
     BusinessCalendar,
     add_business_time,
-    business_days,
     business_time_between,
 )
 
@@ -40,17 +39,31 @@ def calendar() -> BusinessCalendar:
     return BusinessCalendar(holidays, makeup)
 
 
-def first_response_due(opened_at: datetime) -> datetime:
+def targets(channel: str = "web", priority: str = "normal") -> tuple[float, float]:
+    """(first-response hours, resolution days) for a channel and priority: the most specific
+    entry of ``SLA_POLICY`` ("counter:urgent", then "counter"), else the global defaults."""
+    config = current_app.config
+    policy = config.get("SLA_POLICY") or {}
+    entry = policy.get(f"{channel}:{priority}") or policy.get(channel) or {}
+    return (
+        float(entry.get("first_response_hours", config["SLA_FIRST_RESPONSE_HOURS"])),
+        float(entry.get("resolution_days", config["SLA_RESOLUTION_DAYS"])),
+    )
+
+
+def first_response_due(
+    opened_at: datetime, channel: str = "web", priority: str = "normal"
+) -> datetime:
     """When a case opened at ``opened_at`` must have had its first reply."""
-    hours = current_app.config["SLA_FIRST_RESPONSE_HOURS"]
+    hours, _days = targets(channel, priority)
     return add_business_time(opened_at, timedelta(hours=hours), calendar())
 
 
-def resolution_due(opened_at: datetime) -> datetime:
+def resolution_due(opened_at: datetime, channel: str = "web", priority: str = "normal") -> datetime:
     """When a case opened at ``opened_at`` must be resolved."""
-    days = current_app.config["SLA_RESOLUTION_DAYS"]
+    _hours, days = targets(channel, priority)
     cal = calendar()
-    return add_business_time(opened_at, business_days(days, cal), cal)
+    return add_business_time(opened_at, cal.hours_per_day * days, cal)
 
 
 def resume(case, now: datetime) -> None:

@@ -104,6 +104,11 @@ class OfflineCaseForm(FlaskForm):
     total = StringField(_l("Total including tax"), validators=[Optional(), Length(max=30)])
     check_code = StringField(_l("Check code"), validators=[Optional(), Length(max=40)])
     buyer_tax_id = StringField(_l("Buyer taxpayer ID"), validators=[Optional(), Length(max=30)])
+    priority = SelectField(
+        _l("Priority"),
+        choices=[SelectChoice("normal", _l("Normal")), SelectChoice("urgent", _l("Urgent"))],
+        default="normal",
+    )
     description = TextAreaField(
         _l("What the customer said"), validators=[Optional(), Length(max=4000)]
     )

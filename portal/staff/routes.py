@@ -219,6 +219,8 @@ def case_action(reference: str, action: str):
             review.merge(case, current_user, request.form.get("into", ""))
         elif action == "close_registered":
             review.close_registered(case, current_user)
+        elif action == "priority":
+            review.set_priority(case, current_user, request.form.get("priority", ""))
         else:
             abort(404)
     except intake.IntakeErrors as error:
@@ -252,6 +254,7 @@ def offline_case():
                 contact_phone=form.contact_phone.data or None,
                 contact_preference="email" if form.contact_email.data else "phone",
                 description=form.description.data or "",
+                priority=form.priority.data,
                 actor=current_user,
             )
         except (InvoiceRuleError, ServiceError) as error:
