@@ -251,40 +251,37 @@ def registry_sim(registry_server):
     return registry_server
 
 
-@pytest.fixture
-def delivery_app(app_factory, registry_sim):
-    """A test app wired to the simulator, with short timeouts and no backoff waits to speak of."""
-    app = app_factory(
-        REGISTRY_URL=registry_sim.url,
-        REGISTRY_READ_TIMEOUT=1.0,
-        REGISTRY_CONNECT_TIMEOUT=1.0,
-        REGISTRY_BACKOFF_BASE=0.01,
-        REGISTRY_BACKOFF_CAP=0.02,
-        REGISTRY_RATE_LIMIT=0,
-        OUTBOX_ENQUEUE_GRACE=0,
-    )
-    with app.app_context():
-        _empty_all_tables()
-        from portal.queue import redis_connection
-
-        redis_connection().flushdb()
-        yield app
-
-
-@pytest.fixture
-def sim_app(app_factory, registry_sim):
-    """A web test app wired to the simulator, no context pushed (requests get their own)."""
-    app = app_factory(
-        REGISTRY_URL=registry_sim.url,
-        REGISTRY_READ_TIMEOUT=1.0,
-        REGISTRY_CONNECT_TIMEOUT=1.0,
-        REGISTRY_BACKOFF_BASE=30.0,
-        REGISTRY_RATE_LIMIT=0,
-        OUTBOX_ENQUEUE_GRACE=0,
-    )
+def _simulator_app(app_factory, registry_sim, **overrides):
+    """A test app wired to the simulator (short timeouts, no rate cap), over empty tables."""
+    settings = {
+        "REGISTRY_URL": registry_sim.url,
+        "REGISTRY_READ_TIMEOUT": 1.0,
+        "REGISTRY_CONNECT_TIMEOUT": 1.0,
+        "REGISTRY_RATE_LIMIT": 0,
+        "OUTBOX_ENQUEUE_GRACE": 0,
+        **overrides,
+    }
+    app = app_factory(**settings)
     with app.app_context():
         _empty_all_tables()
         from portal.queue import redis_connection
 
         redis_connection().flushdb()
     return app
+
+
+@pytest.fixture
+def delivery_app(app_factory, registry_sim):
+    """For service-level delivery tests: backoff waits too short to notice, and an app context
+    pushed for the whole test."""
+    app = _simulator_app(
+        app_factory, registry_sim, REGISTRY_BACKOFF_BASE=0.01, REGISTRY_BACKOFF_CAP=0.02
+    )
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def sim_app(app_factory, registry_sim):
+    """For web tests against the simulator: no context pushed (requests get their own)."""
+    return _simulator_app(app_factory, registry_sim, REGISTRY_BACKOFF_BASE=30.0)

@@ -186,11 +186,18 @@ def sweep() -> int:
 # ------------------------------------------------------------------------------ triggers
 
 
-def _customer_address(case: Case) -> tuple[str | None, User | None]:
-    customer = case.customer
-    if case.contact_email:
-        return case.contact_email, customer
-    return (customer.email if customer else None), customer
+def _to_customer(kind: str, case: Case, **context) -> None:
+    """Queue ``kind`` for the case's customer (its contact e-mail, else the account's), with
+    the reference and the link to the case page in the context."""
+    user = case.customer
+    to = case.contact_email or (user.email if user else None)
+    queue(
+        kind,
+        to,
+        user=user,
+        case=case,
+        context={"reference": case.reference, "case_url": _case_url(case), **context},
+    )
 
 
 def _case_url(case: Case) -> str:
@@ -199,79 +206,39 @@ def _case_url(case: Case) -> str:
 
 def case_opened(case: Case) -> None:
     """Acknowledge a new report with its reference and the SLA promise."""
-    to, user = _customer_address(case)
-    queue(
+    _to_customer(
         "case_opened",
-        to,
-        user=user,
-        case=case,
-        context={
-            "reference": case.reference,
-            "case_url": _case_url(case),
-            "first_response_due": case.first_response_due_at,
-            "resolution_due": case.resolution_due_at,
-        },
+        case,
+        first_response_due=case.first_response_due_at,
+        resolution_due=case.resolution_due_at,
     )
 
 
 def info_requested(case: Case, request_text: str) -> None:
-    to, user = _customer_address(case)
-    queue(
-        "info_requested",
-        to,
-        user=user,
-        case=case,
-        context={"reference": case.reference, "case_url": _case_url(case), "request": request_text},
-    )
+    """Tell the customer what the reviewer needs."""
+    _to_customer("info_requested", case, request=request_text)
 
 
 def case_approved(case: Case, invoice_key: str) -> None:
-    to, user = _customer_address(case)
-    queue(
-        "case_approved",
-        to,
-        user=user,
-        case=case,
-        context={
-            "reference": case.reference,
-            "case_url": _case_url(case),
-            "invoice_key": invoice_key,
-        },
-    )
+    """The re-entry was approved; registration follows."""
+    _to_customer("case_approved", case, invoice_key=invoice_key)
 
 
 def case_rejected(case: Case, reason: str) -> None:
-    to, user = _customer_address(case)
-    queue(
-        "case_rejected",
-        to,
-        user=user,
-        case=case,
-        context={"reference": case.reference, "case_url": _case_url(case), "reason": reason},
-    )
+    """The report was rejected, with the reason."""
+    _to_customer("case_rejected", case, reason=reason)
 
 
 def case_resolved(case: Case, registry_id: str) -> None:
     """The answer to the report, with one-click rating links (signed, single use, expiring)."""
-    to, user = _customer_address(case)
-    now = utcnow()
     case.rating_nonce = new_nonce()
-    token = make_rating_token(case.id, case.rating_nonce, current_app.config["SECRET_KEY"], now)
+    token = make_rating_token(
+        case.id, case.rating_nonce, current_app.config["SECRET_KEY"], utcnow()
+    )
     links = [
         (score, external_url("customer.rate", token=token, score=score)) for score in range(1, 6)
     ]
-    queue(
-        "case_resolved",
-        to,
-        user=user,
-        case=case,
-        context={
-            "reference": case.reference,
-            "case_url": _case_url(case),
-            "registry_id": registry_id,
-            "rating_links": links,
-        },
-    )
+    _to_customer("case_resolved", case, registry_id=registry_id, rating_links=links)
 
 
 def staff_assigned(case: Case, reviewer: User) -> None:

@@ -4,28 +4,15 @@ it → the customer sees it registered and the case resolved."""
 from __future__ import annotations
 
 import re
-from datetime import date
-from decimal import Decimal
+from dataclasses import replace
 
 from tests.browser.conftest import DESKTOP, PHONE, assert_fits, screenshot
-from tests.scans.corpus import InvoiceSample, encode, invoice_page
+from tests.scans.corpus import encode, invoice_page
 from tests.test_delivery import run_workers
+from tests.test_evidence import SAMPLE as EVIDENCE_SAMPLE
 
-SAMPLE = InvoiceSample(
-    title="北京增值税电子普通发票",
-    type_code="10",
-    code="011001900111",
-    number="61142414",
-    issue_date=date(2026, 5, 1),
-    check_code="65431824771847114698",
-    buyer_name="北京示例科技有限公司",
-    buyer_tax_id="911101017967003199",
-    seller_name="北京销售方有限公司",
-    seller_tax_id="91320621MA1MRHG205",
-    amount=Decimal("47.26"),
-    tax=Decimal("2.84"),
-    total=Decimal("50.10"),
-)
+# The same invoice as the evidence tests, under a number of its own.
+SAMPLE = replace(EVIDENCE_SAMPLE, number="61142414")
 
 
 def test_photo_report_approved_registered_and_resolved(
