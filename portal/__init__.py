@@ -56,6 +56,9 @@ def create_app(config: str | Mapping | None = None) -> Flask:
     from .cli import register as register_cli
 
     register_cli(app)
+    from . import logmask
+
+    logmask.install(app)  # no e-mail, phone number or tax ID reaches the logs in clear
     return app
 
 

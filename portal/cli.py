@@ -239,8 +239,10 @@ def invoices_import(csv_file: str, batch_size: int) -> None:
 
 
 def register(app: Flask) -> None:
+    from .ops_cli import backup_cli, data_cli
     from .reconcile_cli import reconcile_cli
 
-    app.cli.add_command(reconcile_cli)
+    for command in (reconcile_cli, backup_cli, data_cli):
+        app.cli.add_command(command)
     for command in (users_cli, demo_cli, registry_cli, audit_cli, invoices_cli, outbox_cli, worker):
         app.cli.add_command(command)

@@ -49,6 +49,7 @@ _NUMERIC_SETTINGS = (
     "UPLOAD_QUOTA_BYTES",
     "SCAN_MAX_BYTES",
     "RECONCILE_INTERVAL",
+    "EVIDENCE_RETENTION_MONTHS",
     "SESSION_IDLE_MINUTES",
     "SESSION_ABSOLUTE_HOURS",
     "LOGIN_FAILURES_BEFORE_LOCK",
@@ -102,6 +103,8 @@ class BaseConfig:
     MAX_CONTENT_LENGTH = 20 * 1024 * 1024 + 64 * 1024  # one 20 MB file plus the form around it
     UPLOAD_QUOTA_BYTES = 200 * 1024 * 1024  # per customer, all their evidence together
     SCAN_MAX_BYTES = 20 * 1024 * 1024  # one evidence file (the request limit is a bit larger)
+    EVIDENCE_RETENTION_MONTHS = 24  # evidence of closed cases is purged after this
+    RATELIMIT_DATA_EXPORT = "5 per hour"
     PASSWORD_MIN_LENGTH = 10
     PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 - a hash method name, not a password
     RATELIMIT_LOGIN = "10 per minute;100 per hour"

@@ -186,4 +186,4 @@ def account():
         accounts.set_optional_mail(current_user, bool(form.optional_mail.data))
         flash(_("Saved."), "success")
         return redirect(url_for("auth.account"))
-    return render_template("auth/account.html", form=form)
+    return render_template("auth/account.html", form=form, data_export="customer.account_data")

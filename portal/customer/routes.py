@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from decimal import Decimal
 from urllib.parse import quote
 
@@ -14,6 +15,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     stream_with_context,
     url_for,
 )
@@ -33,8 +35,9 @@ from ..domain import (
 from ..extensions import limiter
 from ..formerrors import attach_error
 from ..i18n import LANG_COOKIE, current_language
+from ..models import utcnow
 from ..scans.errors import EvidenceRefused
-from ..services import accounts, buyers, cases, evidence, review
+from ..services import accounts, buyers, cases, evidence, privacy, review
 from ..services import lookup as lookup_service
 from ..services.errors import ServiceError
 from ..uploads import add_evidence_file
@@ -407,6 +410,30 @@ def my_invoice(key: str):
     return render_template(
         "customer/invoice.html", invoice=invoice, timeline=lookup_service.timeline(invoice)
     )
+
+
+@bp.route("/account/data.zip")
+@login_required
+@limiter.limit(lambda: current_app.config["RATELIMIT_DATA_EXPORT"], key_func=_user_key)
+def account_data():
+    """Everything the portal holds about the signed-in user, as a ZIP download."""
+    # Evidence can be large: the ZIP is built on disk; the response closes (and so deletes) it.
+    spool = tempfile.TemporaryFile()  # noqa: SIM115
+    try:
+        privacy.write_customer_data(current_user._get_current_object(), spool)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    response = send_file(
+        spool,
+        mimetype="application/zip",
+        as_attachment=True,
+        download_name=f"portal-data-{utcnow():%Y%m%d}.zip",
+        max_age=0,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/rate/<token>", methods=["GET", "POST"])

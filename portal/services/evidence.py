@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import event, func, or_, select
+from sqlalchemy import event, or_, select
 from sqlalchemy.orm import Session
 
 from workers import queues
@@ -52,9 +52,11 @@ def limits() -> ScanLimits:
 
 
 def _used_bytes(user: User) -> int:
-    return db.session.scalar(
-        select(func.coalesce(func.sum(Upload.size_bytes), 0)).where(Upload.uploader_id == user.id)
-    )
+    # Purged evidence no longer takes space (its extracted JSON records the purge).
+    rows = db.session.execute(
+        select(Upload.size_bytes, Upload.extracted).where(Upload.uploader_id == user.id)
+    ).all()
+    return sum(size for size, extracted in rows if not (extracted or {}).get("purged_at"))
 
 
 def can_add_evidence(case: Case) -> bool:
@@ -228,7 +230,12 @@ def upload_for(user: User, upload_id: int) -> Upload | None:
 
 
 def file_for(upload: Upload, variant: str) -> Served | None:
-    """The original (download only), the re-encoded preview or the thumbnail."""
+    """The original (download only), the re-encoded preview or the thumbnail; None once the
+    evidence was purged under the retention policy."""
+    from .privacy import is_purged
+
+    if is_purged(upload):
+        return None
     key = {
         "original": upload.storage_key,
         "preview": upload.preview_key,

@@ -196,6 +196,13 @@ def _candidates(cutoff: datetime, after_id: int, limit: int) -> list[Upload]:
     ).all()
 
 
+def _size(store, key: str) -> int:
+    try:
+        return store.path(key).stat().st_size
+    except (FileNotFoundError, AttributeError):
+        return 0
+
+
 def _keys(upload: Upload) -> tuple[str, ...]:
     return tuple(k for k in (upload.storage_key, upload.preview_key, upload.thumbnail_key) if k)
 
@@ -241,7 +248,7 @@ def purge_evidence(
                     case_reference=upload.case.reference,
                     keys=keys,
                     present=len(present),
-                    bytes=sum(store.path(k).stat().st_size for k in present),
+                    bytes=sum(_size(store, k) for k in present),
                 )
             )
             if dry_run:
@@ -268,7 +275,6 @@ def purge_evidence(
             changes.append(("upload.purged", "upload", upload.id, before, after))
         report.uploads.extend(handled)
         if dry_run or not changes:
-            db.session.rollback()  # nothing to keep; release the read transaction
             continue
         audit.record_many(changes, actor=actor)
         db.session.flush()
@@ -280,7 +286,6 @@ def purge_evidence(
             db.session.rollback()
             raise
         db.session.commit()
-        db.session.expunge_all()
     if not dry_run:
         log.info("%s", report.summary())
     return report
@@ -428,9 +433,7 @@ def write_customer_data(
     now = now or utcnow()
     store = storage()
     stamp = now.astimezone(_SHANGHAI).timetuple()[:6]
-    own_cases = _rows(
-        Case, Case.customer_id == user.id, order=Case.id
-    )  # the cases this account sees
+    own_cases = _rows(Case, Case.customer_id == user.id)  # the cases this account sees
     files: dict[int, str | None] = {}
     missing = total_bytes = 0
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -514,8 +517,10 @@ def write_customer_data(
             ],
         }
         text = json.dumps(_jsonable(data), ensure_ascii=False, indent=2, sort_keys=False)
-        archive.writestr(zipfile.ZipInfo("data.json", date_time=stamp), text.encode())
-        archive.writestr(zipfile.ZipInfo("README.txt", date_time=stamp), _README.encode())
+        for name, content in (("data.json", text), ("README.txt", _README)):
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, content.encode())
     summary = ExportSummary(
         cases=len(own_cases),
         files=sum(1 for v in files.values() if v),
