@@ -7,10 +7,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-import portal.models.reconciliation  # noqa: F401 - until portal.models imports it
 from portal.extensions import db
 from portal.models import (
     Alert,
@@ -99,9 +98,9 @@ def lost_by_registry(**overrides) -> Invoice:
     return row
 
 
-def put_directly(registry_sim, **overrides) -> dict:
-    """Register an invoice at the registry behind the ledger's back; returns its payload."""
-    payload = {
+def put_payload(**overrides) -> dict:
+    """An invoice as the registry protocol carries it, like the factory's."""
+    return {
         "code": factories.BEIJING_CODE,
         "number": "77770001",
         "kind": "e_ordinary",
@@ -115,6 +114,11 @@ def put_directly(registry_sim, **overrides) -> dict:
         "check_code": "65431824771847114698",
         **overrides,
     }
+
+
+def put_directly(registry_sim, **overrides) -> dict:
+    """Register an invoice at the registry behind the ledger's back; returns its payload."""
+    payload = put_payload(**overrides)
     assert RegistryClient(registry_sim.url).put_invoice(payload).ok
     return payload
 
@@ -294,6 +298,43 @@ def test_staging_rows_normalise_what_the_registry_sends():
     assert keyless[1] == "2" * 20
 
 
+def test_copy_lines_match_the_typed_rows_and_escape_what_copy_would_misread():
+    record = {
+        "key": "011001900111-00000001",
+        "registry_id": "BJR1",
+        **put_payload(number="00000001"),
+    }
+    fast = reconcile.copy_line(3, record)
+    # The fast path gives exactly what the checked, typed path would.
+    assert fast == reconcile._copy_line_checked(3, record)
+    head = ["3", "011001900111-00000001", "BJR1", "011001900111", "00000001", "e_ordinary"]
+    assert fast.split("\t")[:8] == [*head, "2026-05-01", "100.00"]
+    awkward = {**record, "buyer_name": "A\tB\\C\nD", "registry_id": None, "total": "1.234"}
+    fields = reconcile.copy_line(3, awkward).split("\t")
+    assert fields[2] == "\\N" and fields[9] == "\\N"  # NULL: absent id, unreadable money
+    assert fields[11] == "A\\tB\\\\C\\nD"
+    assert reconcile.copy_line(3, {**record, "issue_date": "2026-02-30"}).split("\t")[6] == "\\N"
+
+
+def test_awkward_text_goes_through_staging_unchanged(recon_app, registry_sim):
+    name = "北京\t示例\\科技\n有限公司"
+    put_directly(registry_sim, number="55550001", buyer_name=name)
+    factories.invoice(
+        number="55550001",
+        buyer_name=name,
+        registry_state=RegistryState.REGISTERED,
+        registered_at=utcnow() - timedelta(minutes=5),
+    )
+    db.session.commit()
+    put_directly(registry_sim, number="55550002", buyer_name=name)  # unknown to the ledger
+
+    summary = reconcile.run(full=True)
+
+    assert (summary.mismatched, summary.unknown_to_ledger, summary.missing_at_registry) == (0, 1, 0)
+    (report,) = findings(FindingKind.UNKNOWN)
+    assert report.details["registry"]["buyer_name"] == name
+
+
 # --------------------------------------------------------------------------------------------
 # Incremental runs, crashes and the lock.
 
@@ -423,6 +464,31 @@ def test_a_crash_while_comparing_resumes_without_reading_again(
     assert summary.unknown_to_ledger == 1 and summary.ledger_rows == 7
     assert len(findings(FindingKind.MISSING)) == 1  # nothing recorded or resubmitted twice
     assert db.session.scalar(select(func.count()).select_from(Submission)) == 7
+
+
+def test_a_resumed_run_whose_staged_rows_were_lost_reads_the_listing_again(
+    recon_app, registry_sim, listing_calls, monkeypatch
+):
+    delivered(8)
+    lost_by_registry()
+
+    def crash(ref):
+        raise RuntimeError("database went away")
+
+    with monkeypatch.context() as patch, pytest.raises(RuntimeError):
+        patch.setattr(reconcile, "_find_registry_side", crash)
+        reconcile.run(full=True)
+    # What a PostgreSQL crash does to the (unlogged) staging table.
+    db.session.execute(delete(ReconciliationStaging))
+    db.session.commit()
+
+    listing_calls.clear()
+    summary = reconcile.run(full=True)
+
+    assert summary.resumed and listing_calls == [None, "5"]  # from the start again
+    assert (summary.registry_rows, summary.pages, summary.ledger_rows) == (8, 2, 9)
+    assert (summary.missing_at_registry, summary.resubmitted) == (1, 1)
+    assert len(findings(FindingKind.MISSING)) == 1
 
 
 def test_a_concurrent_run_is_refused_with_a_clear_message(recon_app, registry_sim):

@@ -8,13 +8,14 @@ staged listing are compared set-wise in the database:
 - missing: registered in the ledger, absent from the registry (an anti-join ledger → staging).
   Resubmitted through the outbox (``reason="reconcile"``, the invoice back to ``pending``,
   audited), unless a delivery of it is already live.
-- mismatch: at the registry with different fields (a join comparing the protocol fields, money
-  as decimals). A finding: the staff task.
-- unknown: at the registry, unknown to the ledger (an anti-join staging → ledger). A finding
-  and one alert per run: the report.
+- mismatch: at the registry with different fields (the protocol's fields compared column by
+  column, money as decimals, dates as dates). A finding: the staff task.
+- unknown: at the registry, unknown to the ledger. A finding, and one alert per run: the report.
+  Mismatches and unknowns come out of one outer join staging → ledger.
 
-Python holds one page of the listing, or one chunk of findings, at a time: memory does not
-grow with the ledger or the registry.
+Python holds one page of the listing (and the next one, fetched by a background thread while
+this one is written), or one chunk of findings, at a time: memory does not grow with the ledger
+or the registry. The database does the comparing: two hash joins over the two tables.
 
 Full and incremental runs. The listing is in registration order, and its cursor only moves
 forward. A full run reads it from the start, so it sees everything the registry holds: it is
@@ -63,6 +64,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from flask import current_app
@@ -120,7 +122,8 @@ LIVE_SUBMISSION_STATES = (
 )
 _STAGING_COLUMNS = ("run_id", "key", "registry_id", *COMPARED_FIELDS)
 _COPY_STAGING = f"COPY reconciliation_staging ({', '.join(_STAGING_COLUMNS)}) FROM STDIN"
-_MONEY = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,2})?")
+_MONEY_TEXT = r"[0-9]{1,18}(?:\.[0-9]{1,2})?"  # what numeric(20, 2) holds, no sign, no exponent
+_MONEY = re.compile(_MONEY_TEXT)
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 _S = ReconciliationStaging.__table__
@@ -224,6 +227,8 @@ def run(full: bool = False, progress: Progress | None = None, actor=None) -> Run
     try:
         claimed = db.session.get(ReconciliationRun, run_id)
         ref = _RunRef(run_id, claimed.kind, claimed.started_at, owner, actor)
+        if resumed:
+            _check_staging(ref)
         _read_listing(ref, progress)
         _compare(ref, progress)
     except BaseException as error:
@@ -268,14 +273,17 @@ def _claim(full: bool, owner: str, actor) -> tuple[int, bool]:
         select(ReconciliationRun).order_by(ReconciliationRun.id.desc()).limit(1)
     )
     if latest is not None and _resumable(latest, full, now):
-        claimed = _update_run(
-            latest.id,
-            ReconciliationRun.state == RunState.FAILED,
-            state=RunState.RUNNING,
-            finished_at=None,
-            resumes=ReconciliationRun.resumes + 1,
-            **holder,
-        )
+        try:
+            claimed = _update_run(
+                latest.id,
+                ReconciliationRun.state == RunState.FAILED,
+                state=RunState.RUNNING,
+                finished_at=None,
+                resumes=ReconciliationRun.resumes + 1,
+                **holder,
+            )
+        except IntegrityError:  # another host started a run meanwhile
+            claimed = False
         if not claimed:
             raise _busy()
         audit.record(
@@ -400,9 +408,12 @@ def _plan(full: bool, now: datetime) -> tuple[str, str | None, int]:
     return RunKind.INCREMENTAL, last.cursor_end, last.offset_end
 
 
-def _update_run(run_id: int, *conditions, **values) -> bool:
-    """A conditional UPDATE of the run row; True when it matched (the row is then locked)."""
-    result = db.session.execute(
+def _update_run(run_id: int, *conditions, connection=None, **values) -> bool:
+    """A conditional UPDATE of the run row; True when it matched (the row is then locked).
+
+    On the session's transaction, or on ``connection``'s when given (the listing's own).
+    """
+    result = (connection or db.session).execute(
         update(ReconciliationRun)
         .where(ReconciliationRun.id == run_id, *conditions)
         .values(**values)
@@ -411,7 +422,7 @@ def _update_run(run_id: int, *conditions, **values) -> bool:
     return result.rowcount == 1
 
 
-def _hold(ref: _RunRef, **values) -> None:
+def _hold(ref: _RunRef, connection=None, **values) -> None:
     """Renew the lease (and write ``values``) if this process still holds the run.
 
     Done first in every transaction of a run: the row stays locked until the commit, so a
@@ -423,12 +434,13 @@ def _hold(ref: _RunRef, **values) -> None:
         ref.id,
         ReconciliationRun.owner == ref.owner,
         ReconciliationRun.state == RunState.RUNNING,
+        connection=connection,
         heartbeat_at=now,
         lease_expires_at=lease,
         **values,
     )
     if not held:
-        db.session.rollback()
+        (connection or db.session).rollback()
         raise LeaseLost(f"reconciliation run #{ref.id} was taken over by another process")
 
 
@@ -477,8 +489,10 @@ def _error_text(error: BaseException) -> str:
 def _read_listing(ref: _RunRef, progress: Progress) -> None:
     """Stage the registry listing page by page from the run's stored position.
 
-    The next page is fetched in a background thread while this one is written, so the
-    registry's latency and the database's overlap. Each page commits with the new position.
+    Each page commits with the new position, on a connection of its own held for the whole
+    listing (a thousand commits through the session would each check a connection out of the
+    pool and ping it). The next page is fetched by a background thread while this one is
+    written, so the registry's time and the database's overlap.
     """
     run = db.session.get(ReconciliationRun, ref.id)
     if run.listed_at is not None:
@@ -487,51 +501,91 @@ def _read_listing(ref: _RunRef, progress: Progress) -> None:
     page_size = setting("RECONCILE_PAGE_SIZE")
     cursor, offset, done = run.cursor_current, run.offset_current, run.registry_rows
     expected = _expected_rows(run)
-    postgres = db.session.get_bind().dialect.name == "postgresql"
     db.session.commit()
     progress("listing", done, expected)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile-listing")
-    try:
-        pending = pool.submit(registry.list_invoices, cursor, page_size)
-        while True:
-            items, next_cursor = pending.result()
-            if next_cursor is not None:
-                pending = pool.submit(registry.list_invoices, next_cursor, page_size)
-            fresh = items[offset:]
-            position: dict[str, Any]
-            if next_cursor is None:
-                # No cursor after the last page: remember this page's and how much of it we read.
-                position = {
-                    "cursor_current": cursor,
-                    "offset_current": len(items),
-                    "cursor_end": cursor,
-                    "offset_end": len(items),
-                    "listed_at": utcnow(),
-                }
-            else:
-                # Records to skip run on into the next page if this one was shorter.
-                offset = max(0, offset - len(items))
-                position = {"cursor_current": next_cursor, "offset_current": offset}
+    with db.engine.connect() as connection:
+        postgres = connection.dialect.name == "postgresql"
+        if postgres:
+            # A page and its position commit together or not at all, so a commit lost in a
+            # database crash only means reading that page again: no need to wait for the WAL
+            # flush of each of a thousand small transactions.
+            connection.exec_driver_sql("SET synchronous_commit = off")
+            connection.commit()
+        try:
+            pending = pool.submit(registry.list_invoices, cursor, page_size)
+            while True:
+                items, next_cursor = pending.result()
+                if next_cursor is not None:
+                    pending = pool.submit(registry.list_invoices, next_cursor, page_size)
+                fresh = items[offset:]
+                position: dict[str, Any]
+                if next_cursor is None:
+                    # No cursor after the last page: remember this page's, and how much of it
+                    # was read.
+                    position = {
+                        "cursor_current": cursor,
+                        "offset_current": len(items),
+                        "cursor_end": cursor,
+                        "offset_end": len(items),
+                        "listed_at": utcnow(),
+                    }
+                else:
+                    # Records to skip run on into the next page if this one was shorter.
+                    offset = max(0, offset - len(items))
+                    position = {"cursor_current": next_cursor, "offset_current": offset}
+                _hold(
+                    ref,
+                    connection,
+                    pages=ReconciliationRun.pages + 1,
+                    registry_rows=ReconciliationRun.registry_rows + len(fresh),
+                    **position,
+                )
+                _stage(connection, ref.id, fresh)
+                connection.commit()
+                done += len(fresh)
+                progress("listing", done, expected)
+                if next_cursor is None:
+                    return
+                cursor = next_cursor
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+            connection.rollback()
             if postgres:
-                # The page and the position commit together or not at all, so a commit lost in
-                # a database crash only means re-reading that page: no need to wait for the
-                # WAL flush of each of a thousand small transactions.
-                db.session.execute(text("SET LOCAL synchronous_commit = off"))
-            _hold(
-                ref,
-                pages=ReconciliationRun.pages + 1,
-                registry_rows=ReconciliationRun.registry_rows + len(fresh),
-                **position,
-            )
-            _stage(ref.id, fresh)
-            db.session.commit()
-            done += len(fresh)
-            progress("listing", done, expected)
-            if next_cursor is None:
-                return
-            cursor = next_cursor
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+                connection.exec_driver_sql("RESET synchronous_commit")
+                connection.commit()
+
+
+def _check_staging(ref: _RunRef) -> None:
+    """Before resuming: are the staged rows still all there? If not, read the listing again.
+
+    The staging table is unlogged on PostgreSQL, so a database crash empties it while the run
+    row (logged) still says how far the listing got. Reading it again from the run's start is
+    safe: findings are not recorded twice.
+    """
+    run = db.session.get(ReconciliationRun, ref.id)
+    staged = db.session.scalar(select(func.count()).select_from(_S).where(_this_run(ref)))
+    if staged == run.registry_rows:
+        db.session.commit()
+        return
+    log.warning(
+        "reconciliation run #%s: %s staged rows of %s remain; reading the listing again",
+        ref.id,
+        staged,
+        run.registry_rows,
+    )
+    _hold(
+        ref,
+        cursor_current=ReconciliationRun.cursor_start,
+        offset_current=ReconciliationRun.offset_start,
+        cursor_end=None,
+        offset_end=None,
+        listed_at=None,
+        pages=0,
+        registry_rows=0,
+    )
+    _clear_staging()
+    db.session.commit()
 
 
 def _expected_rows(run: ReconciliationRun) -> int | None:
@@ -593,58 +647,42 @@ def staging_row(run_id: int, record: dict) -> tuple:
 
 
 # COPY's text format: tab-separated, \N for NULL, backslash escapes.
-_COPY_UNSAFE = re.compile(r"[\\\n\r\x00]")
-_MONEY_TEXT = r"[0-9]{1,18}(?:\.[0-9]{1,2})?"
-_WELL_FORMED = re.compile(
+_COPY_UNSAFE = re.compile(r"[\\\t\n\r\x00]")
+_FIGURES = re.compile(
     rf"([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})\t{_MONEY_TEXT}\t{_MONEY_TEXT}\t{_MONEY_TEXT}"
 )
+_RECORD_FIELDS = itemgetter(*_STAGING_COLUMNS[1:])
 _VALID_DAYS: dict[str, bool] = {}
 
 
 def copy_line(run_id: int, record: dict) -> str:
     """A registry record as one line of COPY text (the columns of ``_STAGING_COLUMNS``).
 
-    The common case (every field a string, nothing to escape, money and date well formed) is
-    one join and two regular expressions, since a million of these are made per full run;
-    anything else goes through :func:`staging_row`'s checks and is escaped field by field.
+    The common case (every field a string, all printable and without backslashes, money and
+    date well formed) costs two joins and a short regular expression, since a million of these
+    are made per full run; anything else goes through :func:`staging_row`'s checks and is
+    escaped field by field.
     """
-    get = record.get
     try:
-        figures = "\t".join((get("issue_date"), get("amount"), get("tax"), get("total")))
-        line = "\t".join(
-            (
-                get("key"),
-                get("registry_id"),
-                get("code"),
-                get("number"),
-                get("kind"),
-                figures,
-                get("buyer_tax_id"),
-                get("buyer_name"),
-                get("seller_tax_id"),
-                get("check_code"),
-            )
-        )
-    except TypeError:  # a missing (None) or non-string field
+        values = _RECORD_FIELDS(record)
+        joined = "".join(values)
+    except (KeyError, TypeError):  # a field missing, null or not a string
         return _copy_line_checked(run_id, record)
-    well_formed = _WELL_FORMED.fullmatch(figures)
-    if (
-        well_formed is None
-        or line.count("\t") != len(_STAGING_COLUMNS) - 2
-        or _COPY_UNSAFE.search(line)
-        or not line
-        or line[0] == "\t"  # no key
-        or not _real_day(well_formed.group(1))
-    ):
+    # isprintable() is False for tab, newline, CR and NUL (and some rarer characters, which
+    # then merely take the slow path).
+    if not joined.isprintable() or "\\" in joined or not values[0]:
         return _copy_line_checked(run_id, record)
-    return f"{run_id}\t{line}"
+    figures = _FIGURES.fullmatch("\t".join(values[5:9]))
+    if figures is None or not _real_day(figures.group(1)):
+        return _copy_line_checked(run_id, record)
+    return f"{run_id}\t" + "\t".join(values)
 
 
 def _real_day(text_: str) -> bool:
     known = _VALID_DAYS.get(text_)
     if known is None:
         known = _day(text_) is not None
-        if len(_VALID_DAYS) < 100_000:  # invoices share few issue dates; keep the cache small
+        if len(_VALID_DAYS) < 10_000:  # invoices share few issue dates; the cache stays small
             _VALID_DAYS[text_] = known
     return known
 
@@ -657,7 +695,7 @@ def _copy_value(value: Any) -> str:
     if isinstance(value, date):
         return value.isoformat()
     text_ = str(value)
-    if _COPY_UNSAFE.search(text_) or "\t" in text_:
+    if _COPY_UNSAFE.search(text_):
         text_ = (
             text_.replace("\\", "\\\\")
             .replace("\t", "\\t")
@@ -672,21 +710,20 @@ def _copy_line_checked(run_id: int, record: dict) -> str:
     return "\t".join(_copy_value(value) for value in staging_row(run_id, record))
 
 
-def _stage(run_id: int, records: list[dict]) -> None:
-    """Bulk-insert registry records into staging, in the current transaction.
+def _stage(connection, run_id: int, records: list[dict]) -> None:
+    """Bulk-insert registry records into staging, in ``connection``'s transaction.
 
     PostgreSQL (psycopg): one COPY of the page as text. Elsewhere (SQLite): executemany.
     """
     if not records:
         return
-    connection = db.session.connection()
     if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
         page = "\n".join([copy_line(run_id, record) for record in records]) + "\n"
         raw = connection.connection.driver_connection
         with raw.cursor() as cursor, cursor.copy(_COPY_STAGING) as copy:
             copy.write(page.encode())
         return
-    db.session.execute(
+    connection.execute(
         insert(_S),
         [dict(zip(_STAGING_COLUMNS, staging_row(run_id, r), strict=True)) for r in records],
     )
@@ -719,6 +756,20 @@ def _this_run(ref: _RunRef):
 
 def _staged_key(ref: _RunRef, key_column):
     return and_(_S.c.run_id == ref.id, _S.c.key == key_column)
+
+
+def _not_staged(ref: _RunRef, key_column):
+    """The anti-join "this key is not in the staged listing", as each database runs it well.
+
+    PostgreSQL turns NOT EXISTS into a hash anti-join. SQLite would scan the staging table once
+    per ledger row (the table has no key index, see ReconciliationStaging); NOT IN over the
+    uncorrelated subquery makes it build a temporary index of the staged keys once. (On
+    PostgreSQL NOT IN would be the quadratic one.) Staged keys are never NULL, so NOT IN means
+    what it says.
+    """
+    if db.session.get_bind().dialect.name == "sqlite":
+        return key_column.not_in(select(_S.c.key).where(_this_run(ref)))
+    return ~exists().where(_staged_key(ref, key_column))
 
 
 def _missing_scope(ref: _RunRef):
@@ -825,7 +876,7 @@ def _find_missing(ref: _RunRef) -> None:
                 _now_literal(utcnow()),
             ).where(
                 *_missing_scope(ref),
-                ~exists().where(_staged_key(ref, _I.c.key)),
+                _not_staged(ref, _I.c.key),
                 ~this_run_has_it,  # a resumed run must not record the same invoice twice
             ),
         )
