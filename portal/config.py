@@ -63,6 +63,16 @@ _NUMERIC_SETTINGS = (
     "MONITOR_HEARTBEAT_SECONDS",
 )
 
+_RATE_LIMIT_SETTINGS = (
+    "RATELIMIT_STORAGE_URI",
+    "RATELIMIT_LOGIN",
+    "RATELIMIT_REGISTER",
+    "RATELIMIT_LOOKUP_IP",
+    "RATELIMIT_LOOKUP_USER",
+    "RATELIMIT_CASE_CREATE",
+    "RATELIMIT_UPLOAD",
+)
+
 
 class BaseConfig:
     """Defaults shared by every environment. Subclasses override; ``load`` reads the environment."""
@@ -110,6 +120,7 @@ class BaseConfig:
     RATELIMIT_LOGIN = "10 per minute;100 per hour"
     RATELIMIT_REGISTER = "5 per minute;30 per hour"
     RATELIMIT_STORAGE_URI: str | None = None  # defaults to REDIS_URL
+    # X-RateLimit-* and Retry-After tell clients when to come back (two Redis reads each).
     RATELIMIT_HEADERS_ENABLED = True
 
     # Customer self-service.
@@ -184,6 +195,9 @@ class BaseConfig:
         settings["MAX_CONTENT_LENGTH"] = _env_int(
             "MAX_UPLOAD_BYTES", settings["MAX_CONTENT_LENGTH"]
         )
+        # Rate limits ("30 per minute;300 per hour") and their storage, likewise.
+        for name in _RATE_LIMIT_SETTINGS:
+            settings[name] = _env(name, settings[name])
         # Every numeric limit can be tuned from the environment under its own name.
         for name in _NUMERIC_SETTINGS:
             default = settings[name]

@@ -117,13 +117,20 @@ def _spend_daily_check(key: str, today: date) -> int:
     return limit - used
 
 
-def _registry_state(invoice: Invoice) -> DomainRegistryState:
-    latest = db.session.scalar(
-        select(Submission)
-        .where(Submission.invoice_id == invoice.id)
-        .order_by(Submission.id.desc())
-        .limit(1)
+def _submissions(invoice: Invoice) -> list[Submission]:
+    return list(
+        db.session.scalars(
+            select(Submission).where(Submission.invoice_id == invoice.id).order_by(Submission.id)
+        )
     )
+
+
+def _registry_state(
+    invoice: Invoice, submissions: list[Submission] | None = None
+) -> DomainRegistryState:
+    if submissions is None:
+        submissions = _submissions(invoice)
+    latest = submissions[-1] if submissions else None
     if invoice.registry_id:
         return DomainRegistryState(
             registry_id=invoice.registry_id,
@@ -140,20 +147,22 @@ def _registry_state(invoice: Invoice) -> DomainRegistryState:
     )
 
 
-def timeline(invoice: Invoice) -> list[TimelineEntry]:
+def timeline(invoice: Invoice, submissions: list[Submission] | None = None) -> list[TimelineEntry]:
     """The invoice's way to the registry: issued, queued, each attempt, registered."""
-    entries = [TimelineEntry(invoice.issue_date, "issued")]
-    submissions = db.session.scalars(
-        select(Submission).where(Submission.invoice_id == invoice.id).order_by(Submission.id)
-    ).all()
-    for s in submissions:
-        entries.append(TimelineEntry(s.created_at, "queued"))
+    if submissions is None:
+        submissions = _submissions(invoice)
+    attempts: dict[int, list[SubmissionAttempt]] = {s.id: [] for s in submissions}
+    if attempts:  # every attempt of every submission in one query, not one per submission
         for a in db.session.scalars(
             select(SubmissionAttempt)
-            .where(SubmissionAttempt.submission_id == s.id)
+            .where(SubmissionAttempt.submission_id.in_(list(attempts)))
             .order_by(SubmissionAttempt.id)
         ):
-            entries.append(TimelineEntry(a.started_at, "attempt", a.outcome))
+            attempts[a.submission_id].append(a)
+    entries = [TimelineEntry(invoice.issue_date, "issued")]
+    for s in submissions:
+        entries.append(TimelineEntry(s.created_at, "queued"))
+        entries.extend(TimelineEntry(a.started_at, "attempt", a.outcome) for a in attempts[s.id])
     if invoice.registered_at:
         entries.append(TimelineEntry(invoice.registered_at, "registered"))
     return entries
@@ -165,7 +174,7 @@ def lookup(query: LookupQuery, *, user=None, channel: str = "web") -> LookupResu
     key = query.identity.key
     checks_left = _spend_daily_check(key, today)
     invoice = db.session.scalar(select(Invoice).where(Invoice.key == key))
-    ledger = registry = None
+    ledger = registry = submissions = None
     if invoice is not None:
         ledger = LedgerRecord(
             key=invoice.key,
@@ -174,8 +183,9 @@ def lookup(query: LookupQuery, *, user=None, channel: str = "web") -> LookupResu
             total=invoice.total,
             check_code=invoice.check_code or None,
         )
-        registry = _registry_state(invoice)
-    health = breaker().status().state if _redis_ok() else "unknown"
+        submissions = _submissions(invoice)  # loaded once: registry state and timeline
+        registry = _registry_state(invoice, submissions)
+    health = _registry_health()
     findings = domain_diagnose(
         query,
         today=today,
@@ -186,7 +196,7 @@ def lookup(query: LookupQuery, *, user=None, channel: str = "web") -> LookupResu
     result = LookupResult(query, findings, health, checks_left)
     if result.matched:
         result.invoice = invoice
-        result.timeline = timeline(invoice)
+        result.timeline = timeline(invoice, submissions)
     db.session.add(
         LookupEvent(
             invoice_key=key,
@@ -199,9 +209,10 @@ def lookup(query: LookupQuery, *, user=None, channel: str = "web") -> LookupResu
     return result
 
 
-def _redis_ok() -> bool:
+def _registry_health() -> str:
+    """The breaker's state, or "unknown" when Redis does not answer (reading the breaker is
+    itself the check: no separate PING)."""
     try:
-        redis_connection().ping()
+        return breaker().status().state
     except Exception:
-        return False
-    return True
+        return "unknown"
