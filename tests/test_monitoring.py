@@ -57,11 +57,30 @@ def test_failure_rate_and_backlog_and_dead_letters(delivery_app):
     factories.issued(1)
     monitoring.run_checks()
     assert "backlog" in open_kinds()
+    # Healthy again: every one of them clears itself.
+    db.session.query(SubmissionAttempt).delete()
+    for s in db.session.scalars(select(Submission)):
+        s.state = "succeeded"
+    db.session.commit()
+    monitoring.run_checks()
+    assert not {"failure_rate", "dead_letters", "backlog"} & open_kinds()
 
 
-def test_missing_worker_heartbeat_is_an_alert(delivery_app):
+def test_missing_worker_heartbeat_raises_and_clears(delivery_app):
     monitoring.run_checks()
     assert "worker_heartbeat" in open_kinds()  # no worker runs during this test
+    from rq import SimpleWorker
+
+    from portal.queue import get_queue
+
+    worker = SimpleWorker([get_queue("maintenance")], connection=redis_connection())
+    worker.register_birth()
+    try:
+        worker.heartbeat()
+        monitoring.run_checks()
+        assert "worker_heartbeat" not in open_kinds()
+    finally:
+        worker.register_death()
 
 
 def test_sla_warning_then_escalation_once_each(delivery_app):

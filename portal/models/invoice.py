@@ -33,6 +33,12 @@ class InvoiceSource(StrEnum):
 
 class Invoice(db.Model):
     __tablename__ = "invoices"
+    __table_args__ = (
+        # Staff search matches buyer names by prefix; text_pattern_ops lets PostgreSQL use the
+        # index for LIKE 'prefix%' whatever the database collation.
+        Index("ix_invoices_buyer_name_prefix", "buyer_name",
+              postgresql_ops={"buyer_name": "text_pattern_ops"}),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # `{code}-{number}` for legacy invoices, the 20-digit number for 数电票.
