@@ -5,9 +5,12 @@ DESIGN.md §8: on a 12-megapixel phone photo, normalise + thumbnail + QR must ta
 under 1.5 s a page. Both are measured in the same process, interleaved, because machines are
 noisy; the ratio is what to compare across machines.
 
-The photo is generated: a 4000 × 3000 JPEG of an invoice-like page (Chinese text in Noto Sans
-CJK when fonts-noto-cjk is installed, a QR code near the top left) on a table, slightly turned,
-with sensor noise.
+The photo is generated: a 4000 × 3000 q92 JPEG (3.8 MB) of an invoice-like page (Chinese text
+in Noto Sans CJK when fonts-noto-cjk is installed, a QR code near the top left) on a table,
+turned 3°, with sensor noise (σ 9). The pipeline stays under the bare decode because libjpeg
+decodes at half scale (``Image.draft``) and the re-encoding and hashing run on the second core;
+with that core taken by another process the two come out about even, so the bench prints how
+much CPU other processes used meanwhile (and each side's own CPU time).
 
 Run: ``.venv/bin/python bench/scan_pipeline.py [--runs 21] [--ocr-runs 3] [--strict]``.
 Not part of the test run.
@@ -17,10 +20,12 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +34,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._common import CpuSnapshot, cpu_breakdown
 from portal.scans import OcrPolicy, ScanLimits, extract
 from portal.scans.images import normalise
 from portal.scans.ocr import ocr_engine, read_text
@@ -85,10 +91,11 @@ def phone_photo(page: Image.Image, seed: int = 12) -> bytes:
     return buffer.getvalue()
 
 
-def timed(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def timed(action: Callable[[], object]) -> tuple[float, float]:
+    """Wall and CPU milliseconds of one call (CPU counts every thread of the process)."""
+    wall, cpu = time.perf_counter(), time.process_time()
     action()
-    return (time.perf_counter() - start) * 1000
+    return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
 
 
 def summary(samples: list[float]) -> tuple[float, float, float]:
@@ -120,41 +127,53 @@ def main() -> int:
     def pipeline():
         return extract(photo, "IMG_0001.JPG", limits)
 
+    def collect(results: list) -> None:
+        results.append(pipeline())
+
     for _ in range(3):
         bare_decode()
         pipeline()
-    decode_ms, pipeline_ms, stages = [], [], {}
+    before = CpuSnapshot.take()
+    decode_wall, decode_cpu, scan_wall, scan_cpu, stages = [], [], [], [], {}
     for _ in range(options.runs):
-        decode_ms.append(timed(bare_decode))
-        start = time.perf_counter()
-        result = pipeline()
-        pipeline_ms.append((time.perf_counter() - start) * 1000)
-        for stage, ms in result.timings_ms.items():
+        wall, cpu = timed(bare_decode)
+        decode_wall.append(wall)
+        decode_cpu.append(cpu)
+        results: list = []
+        wall, cpu = timed(partial(collect, results))
+        scan_wall.append(wall)
+        scan_cpu.append(cpu)
+        for stage, ms in results[0].timings_ms.items():
             stages.setdefault(stage, []).append(ms)
+    spent, busy, wall_seconds = cpu_breakdown(before, CpuSnapshot.take(), {})
+    others = max(0.0, busy - spent["harness"]) / wall_seconds
 
-    decode = summary(decode_ms)
-    scan = summary(pipeline_ms)
+    decode, scan = summary(decode_wall), summary(scan_wall)
     ratio = scan[0] / decode[0]
     width, height = Image.open(io.BytesIO(photo)).size
     print(
         f"Scan pipeline on a {width}×{height} JPEG ({len(photo) / 1e6:.1f} MB), "
-        f"{options.runs} interleaved runs, QR found {check.qr.where}"
+        f"{options.runs} interleaved runs, QR code found {check.qr.where}; other processes "
+        f"kept {others:.1f} of {os.cpu_count()} cores busy meanwhile"
     )
     print()
-    print(f"{'':44} {'median':>9} {'min':>9} {'p90':>9}")
-    print(
-        f"{'Pillow full decode (baseline)':44} {decode[0]:8.1f}ms {decode[1]:8.1f}ms "
-        f"{decode[2]:8.1f}ms"
-    )
-    print(
-        f"{'extract(): sniff+sha256+normalise+thumb+QR':44} {scan[0]:8.1f}ms {scan[1]:8.1f}ms "
-        f"{scan[2]:8.1f}ms"
-    )
+    header = f"{'':46} {'median':>8} {'min':>8} {'p90':>8} {'CPU':>8}"
+    print(header)
+    print("-" * len(header))
+    for label, wall, cpu in (
+        ("Pillow full decode (baseline)", decode, decode_cpu),
+        ("extract(): sniff, SHA-256, normalise, QR", scan, scan_cpu),
+    ):
+        print(
+            f"{label:46} {wall[0]:6.1f}ms {wall[1]:6.1f}ms {wall[2]:6.1f}ms "
+            f"{statistics.median(cpu):6.1f}ms"
+        )
     for stage, samples in stages.items():
-        print(f"{'  ' + stage:44} {statistics.median(samples):8.1f}ms")
+        print(f"{'  ' + stage:46} {statistics.median(samples):6.1f}ms")
     print()
     print(
-        f"ratio pipeline / bare decode: {ratio:.2f}  (bar: < 1.00 and median < {BUDGET_MS:.0f} ms)"
+        f"ratio pipeline / bare decode: median {ratio:.2f}, best {scan[1] / decode[1]:.2f}"
+        f"  (bar: median < 1.00 and < {BUDGET_MS:.0f} ms)"
     )
     passed = ratio < 1.0 and scan[0] < BUDGET_MS
 
@@ -162,13 +181,19 @@ def main() -> int:
         started = time.perf_counter()
         ocr_engine()
         load_ms = (time.perf_counter() - started) * 1000
+        before = CpuSnapshot.take()
         picture = normalise(photo, limits=limits)
         read_text(picture.image)  # first inference warms ONNX Runtime up
-        ocr_ms = [timed(lambda: read_text(picture.image)) for _ in range(options.ocr_runs)]
+        ocr_ms = [timed(lambda: read_text(picture.image))[0] for _ in range(options.ocr_runs)]
         page = invoice_page()
-        page_ms = [timed(lambda: read_text(page)) for _ in range(options.ocr_runs)]
+        page_ms = [timed(lambda: read_text(page))[0] for _ in range(options.ocr_runs)]
+        spent, busy, wall_seconds = cpu_breakdown(before, CpuSnapshot.take(), {})
+        others = max(0.0, busy - spent["harness"]) / wall_seconds
         print()
-        print(f"OCR model load (once per process): {load_ms:.0f} ms")
+        print(
+            f"OCR model load (once per process): {load_ms:.0f} ms; other processes kept "
+            f"{others:.1f} cores busy during the OCR runs"
+        )
         print(
             f"OCR per page, the photo (display size {picture.image.width}×"
             f"{picture.image.height}): median {statistics.median(ocr_ms):.0f} ms"

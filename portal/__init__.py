@@ -131,6 +131,9 @@ def _tune_sqlite(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from .ids import IdConverter
+
+    app.url_map.converters["int"] = IdConverter  # before any rule is added
     from .api import bp as api_bp
     from .auth import bp as auth_bp
     from .customer import bp as customer_bp
@@ -148,3 +151,28 @@ def register_request_hooks(app: Flask) -> None:
     @app.before_request
     def assign_request_id():
         g.request_id = uuid.uuid4().hex
+
+    @app.before_request
+    def refuse_nul_characters():
+        # PostgreSQL text cannot hold U+0000: psycopg raises DataError (a 500) wherever such a
+        # value reaches a query, and no form, URL or API field has a use for it.
+        from flask import abort, request
+
+        if any(_holds_nul(v) for v in (request.view_args or {}).values()):
+            abort(404)
+        fields = [*request.args.lists(), *request.form.lists()]
+        if any(_holds_nul(key) or _holds_nul(values) for key, values in fields):
+            abort(400)
+        if request.is_json and _holds_nul(request.get_json(silent=True)):
+            abort(400)
+
+
+def _holds_nul(value) -> bool:
+    """True if ``value``, or any string in it (lists, dicts: JSON), contains U+0000."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False

@@ -12,5 +12,7 @@ def is_local_path(target: str | None) -> bool:
     """
     if not target or not target.startswith("/") or target.startswith("//"):
         return False
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
+        return False  # urlsplit and browsers drop tabs and newlines; a header cannot hold them
     parts = urlsplit(target)
     return not parts.scheme and not parts.netloc and "\\" not in target

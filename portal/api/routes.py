@@ -62,7 +62,7 @@ def create_invoice():
     return jsonify(invoice_status(result.invoice)), status
 
 
-@bp.get("/invoices/<key>")
+@bp.get("/invoices/<key>", merge_slashes=False)  # "//x" is a 404, not a 308 redirect
 @token_required(Role.REVIEWER)
 def get_invoice(key: str):
     invoice = intake.invoice_by_key(key)

@@ -3,10 +3,9 @@ services, so the form, the API and the upload confirmation all judge input the s
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, MultipleFileField  # files only, never a text field
 from wtforms import (
     DateField,
-    FileField,
-    MultipleFileField,
     RadioField,
     SelectChoice,
     SelectField,

@@ -115,8 +115,8 @@ def lookup_scan():
     """Fill the lookup form from a photo, PDF, OFD or XML of the invoice (nothing is kept)."""
     form = ScanForm()
     values: dict[str, str] = {}
-    if form.validate_on_submit():
-        upload = form.file.data
+    upload = request.files.get("file")
+    if form.validate_on_submit() and upload is not None and upload.filename:
         try:
             values = evidence.read_for_lookup(upload.filename, upload.read())
         except EvidenceRefused as refusal:
@@ -237,10 +237,12 @@ def case_detail(reference: str):
 def case_evidence(reference: str):
     case = _own_case_or_404(reference)
     form = EvidenceForm()
-    if not form.validate_on_submit():
+    # Only real file parts count (a plain form value under the same name is not a file).
+    files = [f for f in request.files.getlist("files") if f.filename]
+    if not form.validate_on_submit() or not files:
         flash(_("Choose at least one file."), "error")
     else:
-        for storage_file in form.files.data:
+        for storage_file in files:
             add_evidence_file(case, storage_file)
     return redirect(url_for("customer.case_detail", reference=reference) + "#evidence")
 

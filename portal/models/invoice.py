@@ -36,8 +36,11 @@ class Invoice(db.Model):
     __table_args__ = (
         # Staff search matches buyer names by prefix; text_pattern_ops lets PostgreSQL use the
         # index for LIKE 'prefix%' whatever the database collation.
-        Index("ix_invoices_buyer_name_prefix", "buyer_name",
-              postgresql_ops={"buyer_name": "text_pattern_ops"}),
+        Index(
+            "ix_invoices_buyer_name_prefix",
+            "buyer_name",
+            postgresql_ops={"buyer_name": "text_pattern_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from workers import queues
 
 from ..extensions import db
+from ..ids import parse_id
 from ..models import Case, CaseEvent, CaseState, Upload, UploadState, User, utcnow
 from ..queue import get_queue
 from ..scans.errors import EvidenceRefused
@@ -221,7 +222,7 @@ class Served:
 
 def upload_for(user: User, upload_id: int) -> Upload | None:
     """The upload if ``user`` may see it (the case's customer or staff); else None (→ 404)."""
-    upload = db.session.get(Upload, upload_id)
+    upload = db.session.get(Upload, upload_id) if parse_id(upload_id) else None
     if upload is None or upload.case is None:
         return None
     if user.is_staff or upload.case.customer_id == user.id:
@@ -275,11 +276,21 @@ def near_duplicates(upload: Upload, max_distance: int = 6) -> list[Upload]:
         )
         .limit(5000)
     ).all()
+    number = _number(upload)
+    # Two invoices of one layout can look alike; when both numbers were read, they must agree.
     return [
         o
         for o in others
         if is_near_duplicate(upload.perceptual_hash, o.perceptual_hash, max_distance=max_distance)
+        and not (number and _number(o) and _number(o) != number)
     ]
+
+
+def _number(upload: Upload) -> str | None:
+    for item in (upload.extracted or {}).get("fields", []):
+        if item.get("name") == "number":
+            return item.get("value")
+    return None
 
 
 def read_for_lookup(filename: str | None, data: bytes) -> dict[str, str]:

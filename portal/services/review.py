@@ -19,6 +19,7 @@ from sqlalchemy import case as sql_case
 from sqlalchemy import func, or_, select, update
 
 from ..extensions import db
+from ..ids import parse_id
 from ..models import (
     OPEN_CASE_STATES,
     Case,
@@ -96,8 +97,8 @@ def queue(f: QueueFilter, me: User, limit: int = 200) -> list[Case]:
         query = query.where(Case.assignee_id == me.id)
     elif f.assignee == "none":
         query = query.where(Case.assignee_id.is_(None))
-    elif f.assignee and f.assignee.isdigit():
-        query = query.where(Case.assignee_id == int(f.assignee))
+    elif f.assignee and parse_id(f.assignee):
+        query = query.where(Case.assignee_id == parse_id(f.assignee))
     if f.region == "beijing":
         query = query.where(_beijing_claim())
     elif f.region == "other":

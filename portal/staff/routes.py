@@ -23,6 +23,7 @@ from ..customer import presenters
 from ..domain import InvoiceRuleError, parse_money
 from ..extensions import db
 from ..formerrors import attach_error
+from ..ids import parse_id
 from ..models import Case, Invoice, Role, User, utcnow
 from ..services import (
     accounts,
@@ -79,7 +80,9 @@ def queue():
     f = review.QueueFilter(
         state=args.get("state") or None,
         channel=args.get("channel") or None,
-        older_than_hours=args.get("older_than_hours", type=int),
+        # Bounded: a week of years would overflow the date arithmetic.
+        older_than_hours=min(max(args.get("older_than_hours", type=int) or 0, 0), 24 * 3650)
+        or None,
         assignee=args.get("assignee"),
         region=args.get("region") or None,
         **money,
@@ -114,7 +117,10 @@ def queue_bulk():
         elif action == "auto_assign":
             done = review.auto_assign(chosen, current_user)
         elif action and action.startswith("assign:"):
-            reviewer = db.session.get(User, int(action.split(":", 1)[1]))
+            reviewer_id = parse_id(action.split(":", 1)[1])
+            reviewer = db.session.get(User, reviewer_id) if reviewer_id else None
+            if reviewer is None:
+                raise ServiceError(_("Choose a reviewer."))
             for case in chosen:
                 review.assign(case, current_user, reviewer)
                 done += 1
@@ -186,7 +192,8 @@ def case_action(reference: str, action: str):
         elif action == "release":
             review.release(case, current_user)
         elif action == "assign":
-            reviewer = db.session.get(User, request.form.get("reviewer_id", type=int) or 0)
+            reviewer_id = parse_id(request.form.get("reviewer_id"))
+            reviewer = db.session.get(User, reviewer_id) if reviewer_id else None
             if reviewer is None:
                 raise ServiceError(_("Choose a reviewer."))
             review.assign(case, current_user, reviewer)
@@ -275,7 +282,9 @@ def dead_letters():
                     request.form.get("error_kind") or None, actor=current_user
                 )
             else:
-                ids = [int(i) for i in request.form.getlist("submission")]
+                ids = [parse_id(i) for i in request.form.getlist("submission")]
+                if None in ids:
+                    raise ServiceError(_("Tick the dead letters to retry."))
                 if not ids:
                     raise ServiceError(_("Tick the dead letters to retry."))
                 n = len(outbox.retry_dead(ids, actor=current_user))
@@ -333,7 +342,7 @@ def users():
 @bp.route("/users/<int:user_id>", methods=["POST"])
 @staff_required(Role.ADMIN)
 def user_update(user_id: int):
-    user = db.session.get(User, user_id)
+    user = db.session.get(User, user_id) if parse_id(user_id) else None
     if user is None:
         abort(404)
     form = UserActionForm()
@@ -350,15 +359,18 @@ def user_update(user_id: int):
 
 
 def _audit_filter() -> audit.AuditFilter:
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     from ..domain.shanghai_time import SHANGHAI
 
     def day(name):
         try:
             value = request.args.get(name)
-            return datetime.fromisoformat(value).replace(tzinfo=SHANGHAI) if value else None
-        except ValueError:
+            # In UTC here, so that a time the database cannot hold fails here (0001-01-01 in
+            # Beijing is still year 0 in UTC), not in the query or half-way through the CSV.
+            moment = datetime.fromisoformat(value).replace(tzinfo=SHANGHAI) if value else None
+            return moment.astimezone(UTC) if moment else None
+        except (ValueError, OverflowError):
             flash(_("Dates look like 2026-11-26."), "error")
             return None
 
@@ -461,7 +473,10 @@ def decide_buyer_link():
     form = DecisionForm()
     if form.validate_on_submit() and form.decision.data in ("approve", "reject"):
         try:
-            buyers.decide(int(form.link_id.data), current_user, form.decision.data == "approve")
+            link_id = parse_id(form.link_id.data)
+            if link_id is None:
+                raise ValueError("no such request")
+            buyers.decide(link_id, current_user, form.decision.data == "approve")
         except (ServiceError, ValueError) as error:
             flash(getattr(error, "message", _("That request could not be found.")), "error")
         else:

@@ -7,6 +7,7 @@ are written by hand so that each hostile variant differs from a good file by one
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zipfile
@@ -408,6 +409,7 @@ def einvoice_xml(sample: InvoiceSample, *, namespace: str | None = None) -> byte
 # ---- hostile files ------------------------------------------------------------------------------
 
 
+@functools.cache
 def png_bomb(side: int = 40_000) -> bytes:
     """A valid PNG of ``side`` × ``side`` 1-bit pixels, all zero: tiny on disk, 1.6 GP decoded."""
     row = b"\x00" + bytes((side + 7) // 8)

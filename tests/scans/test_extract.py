@@ -1,3 +1,4 @@
+import importlib
 import io
 import json
 import random
@@ -10,11 +11,14 @@ from portal.scans import (
     EvidenceRefused,
     FieldSource,
     FileKind,
+    OcrPolicy,
+    ScanLimits,
     extract,
     hamming_distance,
     is_near_duplicate,
     sha256_hex,
 )
+from portal.scans.ocr import OcrLine
 from tests.scans import corpus
 
 LEGACY = corpus.BEIJING_E_ORDINARY
@@ -56,7 +60,7 @@ def test_a_phone_photo_gives_the_qr_fields_fast_and_a_clean_preview(phone_jpeg):
     assert extraction.preview.media_type == "image/jpeg"
     assert (extraction.preview.width, extraction.preview.height) == (2000, 1500)
     assert extraction.thumbnail.width == 320
-    assert set(extraction.timings_ms) >= {"sniff", "normalise", "qr", "checks"}
+    assert set(extraction.timings_ms) >= {"sniff", "normalise", "qr", "display", "checks"}
 
 
 def test_a_small_qr_code_is_found_at_full_resolution(small_qr_jpeg, no_ocr):
@@ -136,6 +140,36 @@ def test_ocr_can_be_switched_off(no_ocr):
     assert not extraction.ocr_used
     assert extraction.fields == ()
     assert check_codes(extraction) == {"found": False}
+
+
+def test_ocr_always_completes_the_qr_fields_and_the_qr_wins_disagreements(small_page, monkeypatch):
+    printed = [
+        ("发票号码：12345679", 0.93),
+        ("合计 ¥100.00 ¥13.00", 0.91),
+        ("价税合计（小写）¥113.00", 0.9),
+        ("纳税人识别号：911101017967003199", 0.88),
+    ]
+    # The package re-exports the function ``extract``, which hides the module of that name.
+    monkeypatch.setattr(
+        importlib.import_module("portal.scans.extract"),
+        "read_text",
+        lambda image: [OcrLine(text, score, ((0, 0),) * 4) for text, score in printed],
+    )
+    extraction = extract(
+        corpus.encode(small_page, "JPEG"), "a.jpg", ScanLimits(ocr=OcrPolicy.ALWAYS)
+    )
+    assert extraction.ocr_used
+    assert extraction.field("number").source is FieldSource.QR
+    assert extraction.value("number") == LEGACY.number
+    assert extraction.field("tax").source is FieldSource.OCR
+    assert extraction.field("tax").confidence == 0.91
+    assert extraction.value("buyer_tax_id") == LEGACY.buyer_tax_id
+    assert check_codes(extraction) == {
+        "beijing": True,
+        "totals": True,
+        "buyer_tax_id": True,
+        "sources_agree": False,
+    }
 
 
 def test_the_same_picture_re_encoded_is_a_near_duplicate_with_another_sha(phone_jpeg, no_ocr):

@@ -103,3 +103,14 @@ def test_truncated_and_garbled_pdfs_are_refused_as_corrupt(invoice_pdf, cut):
         with pytest.raises(EvidenceRefused) as refused:
             read_pdf(data)
         assert refused.value.code == "corrupt"
+
+
+def test_the_page_count_is_reported_and_only_the_first_pages_are_read(invoice_pdf):
+    writer = pypdf.PdfWriter(clone_from=io.BytesIO(invoice_pdf))
+    for _ in range(4):
+        writer.add_page(writer.pages[0])
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    reading = read_pdf(buffer.getvalue(), ScanLimits(max_pdf_pages=2))
+    assert reading.pages == 5
+    assert reading.text_lines.count("发票号码：12345678") == 2

@@ -75,6 +75,13 @@ def test_other_types_are_unsupported(content):
     assert refused.value.code == "unsupported_type"
 
 
+@pytest.mark.parametrize("name", ["report.docx", "invoices.zip", "invoice"])
+def test_a_zip_not_named_ofd_is_unsupported(samples, name):
+    with pytest.raises(EvidenceRefused) as refused:
+        sniff(samples[FileKind.OFD][:4096], name)
+    assert refused.value.code == "unsupported_type"
+
+
 def test_no_bytes_is_empty():
     with pytest.raises(EvidenceRefused) as refused:
         sniff(b"", "a.jpg")
