@@ -23,7 +23,8 @@ GENESIS_HASH = "0" * 64
 _CHAIN_LOCK_KEY = 0x0A0D17
 
 
-def _jsonable(value):
+def jsonable(value):
+    """Plain JSON values: decimals as "1.00" strings, times as ISO 8601 UTC, dates as ISO."""
     if isinstance(value, Decimal):
         return f"{value:.2f}"
     if isinstance(value, datetime):
@@ -31,9 +32,9 @@ def _jsonable(value):
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
@@ -89,8 +90,8 @@ def _new_event(action, object_type, object_id, before, after, actor) -> AuditEve
         action=action,
         object_type=object_type,
         object_id=str(object_id),
-        before=_jsonable(before),
-        after=_jsonable(after),
+        before=jsonable(before),
+        after=jsonable(after),
         request_id=g.get("request_id") if has_request_context() else None,
         ip=request.remote_addr if has_request_context() else None,
     )

@@ -41,8 +41,7 @@ import re
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
@@ -65,6 +64,7 @@ from ..models import (
     utcnow,
 )
 from . import audit
+from .audit import jsonable
 
 log = logging.getLogger(__name__)
 
@@ -294,20 +294,6 @@ def purge_evidence(
 # --------------------------------------------------------------------------- export
 
 
-def _jsonable(value):
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")
 
 
@@ -516,7 +502,7 @@ def write_customer_data(
                 for t in _rows(ApiToken, ApiToken.user_id == user.id)
             ],
         }
-        text = json.dumps(_jsonable(data), ensure_ascii=False, indent=2, sort_keys=False)
+        text = json.dumps(jsonable(data), ensure_ascii=False, indent=2, sort_keys=False)
         for name, content in (("data.json", text), ("README.txt", _README)):
             info = zipfile.ZipInfo(name, date_time=stamp)
             info.compress_type = zipfile.ZIP_DEFLATED
