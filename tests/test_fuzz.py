@@ -886,8 +886,6 @@ CODES = plausible("000000", "123456", "²²²²²²", "١٢٣٤٥٦", " 1 2 3 4 
 @FUZZ
 @given(data=form(code=CODES), step=st.sampled_from(["/auth/2fa", "/auth/2fa/setup"]))
 def test_fuzz_second_factor(app, world, data, step):
-    if not any(r.rule == step for r in app.url_map.iter_rules()):
-        pytest.skip(f"no {step}")
     client, token = signed_in(app, "pending-admin" if step == "/auth/2fa" else "reviewer")
     post_form(app, client, step, data, token)
 
@@ -918,8 +916,6 @@ def admin(app, world):
 @FUZZ
 @given(data=form(optional_mail=plausible("y", "", "on", "false")))
 def test_fuzz_account(app, world, customer, data):
-    if not any(r.rule == "/auth/account" for r in app.url_map.iter_rules()):
-        pytest.skip("no /auth/account here")
     client, token = customer
     post_form(app, client, "/auth/account", data, token)
 
@@ -1011,8 +1007,6 @@ def test_fuzz_evidence_upload(app, world, customer, reviewer, files, extra, role
 @FUZZ
 @given(file=st.one_of(FILE.map(lambda f: [f]), TEXT), extra=EXTRA, anonymous=st.booleans())
 def test_fuzz_lookup_scan(app, world, customer, file, extra, anonymous):
-    if not any(r.rule == "/lookup/scan" for r in app.url_map.iter_rules()):
-        pytest.skip("no /lookup/scan here")
     client, token = signed_in(app, None) if anonymous else customer
     post_form(
         app, client, "/lookup/scan", {**extra, "file": as_upload(file)}, token, multipart=True

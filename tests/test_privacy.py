@@ -470,44 +470,7 @@ def test_the_export_command_writes_a_private_zip(app, runner, tmp_path):
 # --------------------------------------------------------------------------- the download
 
 
-def account_data_snippet():
-    """The view handed over for ``GET /account/data.zip`` (used here until it is wired)."""
-    import tempfile
-
-    from flask import send_file
-    from flask_login import current_user
-
-    # Evidence can be large: the ZIP is built on disk; the response closes (and so deletes) it.
-    spool = tempfile.TemporaryFile()  # noqa: SIM115
-    try:
-        privacy.write_customer_data(current_user._get_current_object(), spool)
-    except BaseException:
-        spool.close()
-        raise
-    spool.seek(0)
-    response = send_file(
-        spool,
-        mimetype="application/zip",
-        as_attachment=True,
-        download_name=f"portal-data-{utcnow():%Y%m%d}.zip",
-        max_age=0,
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _with_download_route(app):
-    from flask_login import login_required
-    from werkzeug.exceptions import NotFound
-
-    try:
-        app.url_map.bind("localhost").match("/account/data.zip")
-    except NotFound:
-        app.add_url_rule("/account/data.zip", "account_data", login_required(account_data_snippet))
-
-
 def test_a_customer_downloads_their_own_data(app, client, auth):
-    _with_download_route(app)
     assert client.get("/account/data.zip").status_code in (302, 401)  # signed in only
     auth.register("kehu@example.com")
     with app.app_context():
