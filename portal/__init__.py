@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import secrets
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from flask import Flask, g
+from flask import Flask
 
 from .config import load_config
 from .extensions import csrf, db, limiter, login_manager, migrate
@@ -43,6 +42,9 @@ def create_app(config: str | Mapping | None = None) -> Flask:
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
 
+    from .sessions import CookieSessionInterface
+
+    app.session_interface = CookieSessionInterface()
     register_extensions(app)
     register_blueprints(app)
     register_request_hooks(app)
@@ -149,10 +151,6 @@ def register_blueprints(app: Flask) -> None:
 
 def register_request_hooks(app: Flask) -> None:
     @app.before_request
-    def assign_request_id():
-        g.request_id = uuid.uuid4().hex
-
-    @app.before_request
     def refuse_nul_characters():
         # PostgreSQL text cannot hold U+0000: psycopg raises DataError (a 500) wherever such a
         # value reaches a query, and no form, URL or API field has a use for it.
@@ -160,11 +158,18 @@ def register_request_hooks(app: Flask) -> None:
 
         if any(_holds_nul(v) for v in (request.view_args or {}).values()):
             abort(404)
-        fields = [*request.args.lists(), *request.form.lists()]
-        if any(_holds_nul(key) or _holds_nul(values) for key, values in fields):
+        if request.query_string and _holds_nul_field(request.args):
             abort(400)
-        if request.is_json and _holds_nul(request.get_json(silent=True)):
-            abort(400)
+        if request.content_length or request.headers.get("Transfer-Encoding"):  # a body
+            if _holds_nul_field(request.form):
+                abort(400)
+            if request.is_json and _holds_nul(request.get_json(silent=True)):
+                abort(400)
+
+
+def _holds_nul_field(fields) -> bool:
+    """True if a field name or value of a MultiDict (query string, form) contains U+0000."""
+    return any(_holds_nul(key) or _holds_nul(values) for key, values in fields.lists())
 
 
 def _holds_nul(value) -> bool:

@@ -120,10 +120,13 @@ class BaseConfig:
     RATELIMIT_LOGIN = "10 per minute;100 per hour"
     RATELIMIT_REGISTER = "5 per minute;30 per hour"
     RATELIMIT_STORAGE_URI: str | None = None  # defaults to REDIS_URL
-    # X-RateLimit-* and Retry-After tell clients when to come back (two Redis reads each).
-    RATELIMIT_HEADERS_ENABLED = True
+    # X-RateLimit-* headers would cost two Redis reads on every limited request; a 429 carries
+    # Retry-After (portal/errors.py) without them.
+    RATELIMIT_HEADERS_ENABLED = False
 
     # Customer self-service.
+    # Keep the signed-out lookup form rendered once per language (portal/sharedpages.py).
+    SHARED_PAGE_CACHE = True
     LOOKUPS_PER_INVOICE_PER_DAY = 5  # as the national verification platform allows
     RATELIMIT_LOOKUP_IP = "30 per minute;300 per hour"
     RATELIMIT_LOOKUP_USER = "60 per hour"
@@ -211,6 +214,7 @@ class DevelopmentConfig(BaseConfig):
 
     ENV_NAME = "development"
     SQLALCHEMY_DATABASE_URI = "sqlite:///portal.db"
+    SHARED_PAGE_CACHE = False  # templates are being edited: render every page afresh
 
 
 class TestingConfig(BaseConfig):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
+from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -51,6 +52,15 @@ def register(app: Flask) -> None:
             400,
             _("Your form expired or was sent from elsewhere. Reload the page and try again."),
         )
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(error: RateLimitExceeded):
+        # The breached limit's window is when it surely has room again. (Flask-Limiter's own
+        # X-RateLimit headers cost two Redis reads on every limited request: turned off.)
+        body, status = render_error(429)
+        response = app.make_response((body, status))
+        response.headers["Retry-After"] = str(error.limit.limit.get_expiry())
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

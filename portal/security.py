@@ -14,13 +14,23 @@ CSP = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+ALWAYS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(self), geolocation=(), microphone=()"),
+)
 
 
 def register(app: Flask) -> None:
     @app.before_request
     def enforce_session_lifetime():
         """Sign out after SESSION_IDLE_MINUTES without a request, or SESSION_ABSOLUTE_HOURS."""
-        if request.endpoint == "static" or not current_user.is_authenticated:
+        # No cookie, no session to end (and no user to load: a first visit stays cheap).
+        if not request.cookies or request.endpoint == "static":
+            return None
+        if not current_user.is_authenticated:
             return None
         now = int(time.time())
         started, seen = session.get("started_at"), session.get("seen_at")
@@ -43,15 +53,16 @@ def register(app: Flask) -> None:
 
     @app.after_request
     def set_security_headers(response):
+        # A view may set its own (evidence files have a stricter CSP); these fill in the rest.
+        # One pass over the few headers already set: Headers.setdefault scans them per call.
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", CSP)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(self), geolocation=(), microphone=()")
-        if request.is_secure:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if response.mimetype == "text/html":
+        present = {name.lower() for name, _ in headers.items()}
+        for name, value in ALWAYS:
+            if name.lower() not in present:
+                headers.add(name, value)
+        if request.is_secure and "strict-transport-security" not in present:
+            headers.add("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if "cache-control" not in present and response.mimetype == "text/html":
             # Pages may show personal data: never let a shared cache keep them.
-            headers.setdefault("Cache-Control", "no-store")
+            headers.add("Cache-Control", "no-store")
         return response

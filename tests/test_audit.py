@@ -92,3 +92,23 @@ def test_staff_audit_viewer_filters_and_exports(app, make_user):
     make_user("r@example.com", "reviewer")
     reviewer.login("r@example.com")
     assert reviewer.client.get("/staff/audit").status_code == 403
+
+
+def test_rows_of_one_request_share_its_id_and_requests_differ(app):
+    from portal.services import audit
+
+    ids = []
+    for _ in range(2):
+        with app.test_request_context("/"):
+            rows = audit.record_many(
+                [("test.one", "thing", 1, None, {}), ("test.two", "thing", 1, None, {})],
+                actor="system",
+            )
+            db.session.commit()
+            ids.append({row.request_id for row in rows})
+    assert all(len(one) == 1 and None not in one for one in ids)
+    assert ids[0] != ids[1]
+    with app.app_context():  # outside a request (jobs, CLI) there is no request id
+        (row,) = audit.record_many([("test.job", "thing", 1, None, {})], actor="system")
+        assert row.request_id is None
+        db.session.rollback()

@@ -95,3 +95,31 @@ def test_healthz_reports_each_dependency(client, app):
     assert body["checks"]["redis"]["ok"] is True
     assert body["checks"]["registry"]["ok"] is False
     assert response.status_code == 503
+
+
+def test_app_wide_rate_limits_are_refused(app_factory):
+    """Only route limits are checked (RouteLimiter): an app-wide one would never apply."""
+    with pytest.raises(RuntimeError, match="declare rate limits on routes"):
+        app_factory(RATELIMIT_DEFAULT="100 per minute")
+
+
+def test_pages_without_limits_do_no_rate_limit_work(app):
+    from portal.extensions import limiter
+
+    # Routes with limits still check theirs: test_lookup and test_auth see their 429s.
+    assert limiter._check_request_limit not in app.before_request_funcs[None]
+
+
+def test_sessions_follow_a_rotated_secret_key(app):
+    """The session serializer is kept between requests, but not across a key change."""
+    client = app.test_client()
+    client.get("/lookup")  # a session with a CSRF token
+    old_key = app.secret_key
+    with client.session_transaction() as session:
+        session["marker"] = "kept"
+    app.config.update(SECRET_KEY="a-new-key-for-the-test", SECRET_KEY_FALLBACKS=[old_key])
+    with client.session_transaction() as session:
+        assert session.get("marker") == "kept"  # signed with the old key, still accepted
+    app.config.update(SECRET_KEY_FALLBACKS=[])
+    with client.session_transaction() as session:
+        assert "marker" not in session  # the old signature no longer counts

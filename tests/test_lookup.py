@@ -152,17 +152,19 @@ def test_one_invoice_is_checked_at_most_n_times_a_day(app_factory, registry_sim,
 def test_lookups_are_rate_limited_per_ip(app_factory, registry_sim):
     app = app_factory(RATELIMIT_LOOKUP_IP="2 per minute", REGISTRY_URL=registry_sim.url)
     client = app.test_client()
-    codes = [
+    answers = [
         look_up(
             client,
             number=f"{n:08d}",
             code="011001900111",
             issue_date="2026-01-05",
             check_code_last6="123456",
-        ).status_code
+        )
         for n in range(3)
     ]
-    assert codes == [200, 200, 429]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].headers["Retry-After"] == "60"  # the minute window has room by then
+    assert "请稍候" in answers[2].get_data(as_text=True)
 
 
 def test_fields_needed_for_the_kind(client):

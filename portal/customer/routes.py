@@ -24,6 +24,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
+from .. import sharedpages
 from ..domain import (
     InvoiceRuleError,
     parse_identity,
@@ -73,20 +74,31 @@ def home():
     return render_template("customer/home.html", form=LookupForm(formdata=None))
 
 
-@bp.route("/lookup", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["RATELIMIT_LOOKUP_IP"], methods=["POST"])
+@bp.get("/lookup")
+def lookup():
+    """The lookup form, prefilled from the query string (the corrected-lookup link)."""
+    return sharedpages.render(
+        "customer/lookup.html",
+        lambda: {
+            "form": LookupForm(
+                formdata=None, data={k: request.args.get(k, "") for k in LOOKUP_FIELDS}
+            ),
+            "result": None,
+            "scan_form": ScanForm(formdata=None),
+        },
+    )
+
+
+# The form page and the lookup itself are two views: the page is for everyone, often, and
+# costs no rate-limit check; a lookup spends the visitor's and the invoice's allowance.
+@bp.post("/lookup")
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOOKUP_IP"])
 @limiter.limit(
     lambda: current_app.config["RATELIMIT_LOOKUP_USER"],
-    methods=["POST"],
     key_func=_user_key,
     exempt_when=_anonymous,
 )
-def lookup():
-    if request.method == "GET":
-        form = LookupForm(formdata=None, data={k: request.args.get(k, "") for k in LOOKUP_FIELDS})
-        return render_template(
-            "customer/lookup.html", form=form, result=None, scan_form=ScanForm(formdata=None)
-        )
+def lookup_submit():
     form = LookupForm()
     result = None
     if form.validate_on_submit():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -92,9 +93,19 @@ def _new_event(action, object_type, object_id, before, after, actor) -> AuditEve
         object_id=str(object_id),
         before=jsonable(before),
         after=jsonable(after),
-        request_id=g.get("request_id") if has_request_context() else None,
+        request_id=_request_id(),
         ip=request.remote_addr if has_request_context() else None,
     )
+
+
+def _request_id() -> str | None:
+    """One id for every audit row a request writes (made on first use: most requests write
+    none)."""
+    if not has_request_context():
+        return None
+    if "request_id" not in g:
+        g.request_id = uuid.uuid4().hex
+    return g.request_id
 
 
 def record(

@@ -117,19 +117,32 @@ def _spend_daily_check(key: str, today: date) -> int:
     return limit - used
 
 
-def _submissions(invoice: Invoice) -> list[Submission]:
-    return list(
-        db.session.scalars(
-            select(Submission).where(Submission.invoice_id == invoice.id).order_by(Submission.id)
-        )
+@dataclass
+class _History:
+    """An invoice's submissions (oldest first) with each one's attempts, read in one query."""
+
+    submissions: list[Submission] = field(default_factory=list)
+    attempts: dict[int, list[SubmissionAttempt]] = field(default_factory=dict)
+
+
+def _history(invoice: Invoice) -> _History:
+    history = _History()
+    rows = db.session.execute(
+        select(Submission, SubmissionAttempt)
+        .outerjoin(SubmissionAttempt, SubmissionAttempt.submission_id == Submission.id)
+        .where(Submission.invoice_id == invoice.id)
+        .order_by(Submission.id, SubmissionAttempt.id)
     )
+    for submission, attempt in rows:
+        if submission.id not in history.attempts:
+            history.submissions.append(submission)
+            history.attempts[submission.id] = []
+        if attempt is not None:
+            history.attempts[submission.id].append(attempt)
+    return history
 
 
-def _registry_state(
-    invoice: Invoice, submissions: list[Submission] | None = None
-) -> DomainRegistryState:
-    if submissions is None:
-        submissions = _submissions(invoice)
+def _registry_state(invoice: Invoice, submissions: list[Submission]) -> DomainRegistryState:
     latest = submissions[-1] if submissions else None
     if invoice.registry_id:
         return DomainRegistryState(
@@ -147,22 +160,16 @@ def _registry_state(
     )
 
 
-def timeline(invoice: Invoice, submissions: list[Submission] | None = None) -> list[TimelineEntry]:
+def timeline(invoice: Invoice, history: _History | None = None) -> list[TimelineEntry]:
     """The invoice's way to the registry: issued, queued, each attempt, registered."""
-    if submissions is None:
-        submissions = _submissions(invoice)
-    attempts: dict[int, list[SubmissionAttempt]] = {s.id: [] for s in submissions}
-    if attempts:  # every attempt of every submission in one query, not one per submission
-        for a in db.session.scalars(
-            select(SubmissionAttempt)
-            .where(SubmissionAttempt.submission_id.in_(list(attempts)))
-            .order_by(SubmissionAttempt.id)
-        ):
-            attempts[a.submission_id].append(a)
+    if history is None:
+        history = _history(invoice)
     entries = [TimelineEntry(invoice.issue_date, "issued")]
-    for s in submissions:
+    for s in history.submissions:
         entries.append(TimelineEntry(s.created_at, "queued"))
-        entries.extend(TimelineEntry(a.started_at, "attempt", a.outcome) for a in attempts[s.id])
+        entries.extend(
+            TimelineEntry(a.started_at, "attempt", a.outcome) for a in history.attempts[s.id]
+        )
     if invoice.registered_at:
         entries.append(TimelineEntry(invoice.registered_at, "registered"))
     return entries
@@ -174,7 +181,7 @@ def lookup(query: LookupQuery, *, user=None, channel: str = "web") -> LookupResu
     key = query.identity.key
     checks_left = _spend_daily_check(key, today)
     invoice = db.session.scalar(select(Invoice).where(Invoice.key == key))
-    ledger = registry = submissions = None
+    ledger = registry = history = None
     if invoice is not None:
         ledger = LedgerRecord(
             key=invoice.key,
@@ -183,8 +190,8 @@ def lookup(query: LookupQuery, *, user=None, channel: str = "web") -> LookupResu
             total=invoice.total,
             check_code=invoice.check_code or None,
         )
-        submissions = _submissions(invoice)  # loaded once: registry state and timeline
-        registry = _registry_state(invoice, submissions)
+        history = _history(invoice)  # read once: registry state and timeline
+        registry = _registry_state(invoice, history.submissions)
     health = _registry_health()
     findings = domain_diagnose(
         query,
@@ -196,7 +203,7 @@ def lookup(query: LookupQuery, *, user=None, channel: str = "web") -> LookupResu
     result = LookupResult(query, findings, health, checks_left)
     if result.matched:
         result.invoice = invoice
-        result.timeline = timeline(invoice, submissions)
+        result.timeline = timeline(invoice, history)
     db.session.add(
         LookupEvent(
             invoice_key=key,
