@@ -18,22 +18,25 @@ and Redis on 127.0.0.1:6379. What it does:
 2. Starts two gunicorns with identical settings (``--workers``, ``--threads``: the ``sync``
    worker for 1 thread, else ``gthread``): ``bench.hello_app:app`` and the portal
    (``bench.lookup_app:app``, i.e. ``wsgi:app`` with the lookup rate limits raised from the
-   environment) in production settings on that database and Redis database 10.
+   environment) in production settings on that database and Redis database 10; and, with the
+   same settings, ``bench.form_app:app``: Flask, its session and Flask-WTF's CSRF token on a
+   fixed page as large as the lookup page, and nothing else (the "form floor").
 3. Takes one CSRF token and session cookie from ``GET /lookup`` and checks that a few real
    lookups (registered, pending, a wrong check code) give the right finding. Then, ``--rounds``
    times, drives each target with wrk (``bench/lookup_wrk.lua``, ``--clients`` connections,
    2 threads) for ``--duration`` seconds (after ``--warmup`` seconds of the same traffic in
-   round 1): hello ``GET /``, ``GET /lookup`` (the form) and ``POST /lookup`` (a random
+   round 1): hello ``GET /``, the form floor, ``GET /lookup`` (the form: the page DESIGN.md
+   §8 is about, asked for by new visitors, i.e. without a cookie) and ``POST /lookup`` (a random
    registered invoice each time, with the fields its holder would type; every response must
    be 200 and show the ``registered`` finding); and hello once more at the end. Interleaving
    the targets spreads any change in machine load over all of them.
 4. Prints req/s, latency percentiles, errors and who used the CPU for each run (the servers,
    wrk, the PostgreSQL backends of the benchmark's database, Redis, and everything else),
-   then each portal endpoint's throughput as a share of hello's (all its runs pooled; p99 is
-   the worst run's) and the verdict against the targets. Runs during which other processes
-   used more than a quarter of a core are flagged; beside the measured ratio it prints the
-   ratio of the stack's CPU per request (server, wrk, the database's backends; not the shared
-   Redis), what the measured ratio tends to on a machine that does nothing else.
+   then the form floor's and each portal endpoint's throughput as a share of hello's (all its
+   runs pooled; p99 is the worst run's) and the verdict against the targets. Runs during which
+   other processes used more than a quarter of a core are flagged; beside the measured ratio
+   it prints the ratio of the stack's CPU per request (server, wrk, the database's backends;
+   not the shared Redis), what the measured ratio tends to on a machine that does nothing else.
 
 wrk shares the two cores with the servers (as do PostgreSQL and Redis); it does so for the
 baseline and the portal alike, which is why the ratio, not the absolute rate, is the figure.
@@ -433,7 +436,7 @@ def measure(
 
 # The stack whose CPU per request is summed. Redis is left out: the server is shared with
 # whatever else runs on the machine, so its CPU cannot be told apart (it is printed, though).
-STACK = ("gunicorn hello", "gunicorn portal", "wrk", "postgres (bench db)")
+STACK = ("gunicorn hello", "gunicorn portal", "gunicorn form", "wrk", "postgres (bench db)")
 OURS = (*STACK, "redis-server")
 BUSY_OTHERS = 0.25  # cores used by other processes above which a run is flagged as disturbed
 
@@ -489,6 +492,12 @@ def verdict(runs: list[Run], args: argparse.Namespace) -> tuple[bool, list[str]]
         f"; stack CPU {hello_cpu:.2f} ms per request"
     ]
     ok = hello_errors == 0
+    floor_rate, floor_p99, _ = pooled([r for r in runs if r.target == "form floor"])
+    lines.append(
+        f"form floor (Flask + session + Flask-WTF token, nothing else): {floor_rate:,.0f} req/s"
+        f" = {floor_rate / hello_rate:.0%} of hello, p99 {floor_p99:.2f} ms: the ceiling for "
+        "any page with a CSRF-protected form"
+    )
     for name in ("GET /lookup", "POST /lookup"):
         mine = [r for r in runs if r.target == name]
         rate, p99, errors = pooled(mine)
@@ -579,7 +588,7 @@ def main() -> int:
         database_url = args.database_url = prepare_database(args)
         print(f"prewarmed {prewarm(database_url):,.0f} MB of tables and indexes", flush=True)
 
-        hello_port, portal_port = free_port(), free_port()
+        hello_port, portal_port, form_port = free_port(), free_port(), free_port()
         hello = children.start(
             gunicorn_argv("bench.hello_app:app", hello_port, args),
             dict(os.environ),
@@ -598,7 +607,24 @@ def main() -> int:
                 timeout=60,
                 what=f"gunicorn ({name})",
             )
-        groups = {"gunicorn hello": {hello.pid}, "gunicorn portal": {portal.pid}}
+        # The reference form page, as large as the portal's lookup page.
+        page_bytes = len(http(f"{portal_url}/lookup")[2].encode())
+        form = children.start(
+            gunicorn_argv("bench.form_app:app", form_port, args),
+            {**os.environ, "FORM_PAGE_BYTES": str(page_bytes)},
+            tmp / "form.log",
+        )
+        form_url = f"http://127.0.0.1:{form_port}"
+        wait_until(
+            lambda: form.poll() is None and http(f"{form_url}/lookup", timeout=2)[0] == 200,
+            timeout=60,
+            what="gunicorn (form)",
+        )
+        groups = {
+            "gunicorn hello": {hello.pid},
+            "gunicorn portal": {portal.pid},
+            "gunicorn form": {form.pid},
+        }
 
         token, cookie = csrf_session(portal_url)
         for line in check_lookups(portal_url, token, cookie, args.invoices):
@@ -606,6 +632,7 @@ def main() -> int:
 
         targets = [
             Target("hello", f"{hello_url}/", ["get", "hello"]),
+            Target("form floor", f"{form_url}/lookup", ["get", 'name="csrf_token"']),
             Target("GET /lookup", f"{portal_url}/lookup", ["get", 'name="csrf_token"']),
             Target(
                 "POST /lookup",

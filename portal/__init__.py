@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, abort, request
 
 from .config import load_config
 from .extensions import csrf, db, limiter, login_manager, migrate
@@ -48,10 +48,11 @@ def create_app(config: str | Mapping | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_request_hooks(app)
-    from . import errors, security
+    from . import errors, security, sharedpages
     from .ops import metrics
 
     metrics.init_app(app)
+    sharedpages.init_app(app)
 
     errors.register(app)
     security.register(app)
@@ -154,16 +155,15 @@ def register_request_hooks(app: Flask) -> None:
     def refuse_nul_characters():
         # PostgreSQL text cannot hold U+0000: psycopg raises DataError (a 500) wherever such a
         # value reaches a query, and no form, URL or API field has a use for it.
-        from flask import abort, request
-
-        if any(_holds_nul(v) for v in (request.view_args or {}).values()):
+        req = request._get_current_object()  # one context lookup instead of one per attribute
+        if req.view_args and any(_holds_nul(v) for v in req.view_args.values()):
             abort(404)
-        if request.query_string and _holds_nul_field(request.args):
+        if req.query_string and _holds_nul_field(req.args):
             abort(400)
-        if request.content_length or request.headers.get("Transfer-Encoding"):  # a body
-            if _holds_nul_field(request.form):
+        if req.content_length or "Transfer-Encoding" in req.headers:  # a body
+            if _holds_nul_field(req.form):
                 abort(400)
-            if request.is_json and _holds_nul(request.get_json(silent=True)):
+            if req.is_json and _holds_nul(req.get_json(silent=True)):
                 abort(400)
 
 

@@ -35,21 +35,33 @@ babel = Babel()
 class RouteLimiter(Limiter):
     """Flask-Limiter for limits declared on routes (``@limiter.limit``), the only kind we use.
 
-    Flask-Limiter checks default, application-wide and meta limits before every request, and
-    each limited route's own limits in the wrapper its decorator puts around the view. With no
-    limits of the first kinds the before-request pass finds nothing, yet it was a fifth of the
-    work of serving the lookup form page; ``init_app`` leaves it out, and refuses those settings
-    so that nobody configures a limit that would silently never apply.
+    Flask-Limiter hooks into every request: before it, to check default, application-wide and
+    meta limits; after it, to add X-RateLimit headers and to deduct conditional costs; and at
+    teardown, to reset its per-request state. Each limited route checks its own limits in the
+    wrapper its decorator puts around the view, which needs none of those. With no limits of
+    those kinds, no headers (``RATELIMIT_HEADERS_ENABLED`` off: a 429 carries Retry-After from
+    ``portal/errors.py``) and no ``deduct_when``, the hooks did nothing, yet they were a fifth
+    of the work of serving the lookup form page. ``init_app`` leaves them out, and refuses the
+    settings that would need them, so that nobody configures a limit that silently never applies.
     """
 
-    APP_WIDE_SETTINGS = ("RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION", "RATELIMIT_META")
+    NEEDS_HOOKS = (
+        "RATELIMIT_DEFAULT",
+        "RATELIMIT_APPLICATION",
+        "RATELIMIT_META",
+        "RATELIMIT_HEADERS_ENABLED",
+    )
 
     def init_app(self, app: Flask) -> None:
-        configured = [name for name in self.APP_WIDE_SETTINGS if app.config.get(name)]
+        configured = [name for name in self.NEEDS_HOOKS if app.config.get(name)]
         if configured:
-            raise RuntimeError(f"declare rate limits on routes, not with {configured}")
+            raise RuntimeError(f"declare rate limits on routes, without {configured}")
+        hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+        kept = [{scope: list(funcs) for scope, funcs in table.items()} for table in hooks]
         super().init_app(app)
-        app.before_request_funcs[None].remove(self._check_request_limit)
+        for table, before in zip(hooks, kept, strict=True):
+            table.clear()
+            table.update(before)
 
 
 limiter = RouteLimiter(key_func=get_remote_address)

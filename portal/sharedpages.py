@@ -32,13 +32,14 @@ _lock = threading.Lock()
 
 def shareable() -> bool:
     """True when this request may get the page every signed-out visitor gets."""
-    if not current_app.config["SHARED_PAGE_CACHE"] or current_app.jinja_env.auto_reload:
+    app, req = current_app._get_current_object(), request._get_current_object()
+    if not app.config["SHARED_PAGE_CACHE"] or app.jinja_env.auto_reload:
         return False
-    if request.method not in ("GET", "HEAD") or request.query_string:
+    if req.method not in ("GET", "HEAD") or req.query_string:
         return False
     # A first visit (no cookie at all) is signed out, has no message waiting and speaks the
     # default language: nothing else to look at.
-    return not request.cookies or (not current_user.is_authenticated and not get_flashed_messages())
+    return not req.cookies or (not current_user.is_authenticated and not get_flashed_messages())
 
 
 def render(template: str, context: Callable[[], dict]) -> str:
@@ -49,20 +50,20 @@ def render(template: str, context: Callable[[], dict]) -> str:
     """
     if not shareable():
         return render_template(template, **context())
+    app = current_app._get_current_object()
     token = generate_csrf()
-    pages = _pages()
     # The language as the locale selector picks it, without building a Babel locale.
-    language = select_locale() if request.cookies else current_app.config["BABEL_DEFAULT_LOCALE"]
-    key = (template, language)
-    page = pages.get(key)
+    language = select_locale() if request.cookies else app.config["BABEL_DEFAULT_LOCALE"]
+    pages = app.extensions["shared_pages"]
+    page = pages.get((template, language))
     if page is not None:
         return page.replace(TOKEN_SLOT, token)
     html = render_template(template, **context())
     with _lock:
-        pages.setdefault(key, html.replace(token, TOKEN_SLOT))
+        pages.setdefault((template, language), html.replace(token, TOKEN_SLOT))
     return html
 
 
-def _pages() -> dict[tuple[str, str], str]:
-    """This app's kept pages by (template, language)."""
-    return current_app.extensions.setdefault("shared_pages", {})
+def init_app(app) -> None:
+    """Give ``app`` its (empty) set of kept pages, by (template, language)."""
+    app.extensions["shared_pages"] = {}

@@ -65,6 +65,23 @@ def test_security_headers_on_pages(client):
     assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
+    assert "Strict-Transport-Security" not in response.headers  # plain HTTP: no HSTS
+
+
+def test_security_headers_on_errors_over_https_once_each(client):
+    response = client.get("/no-such-page", base_url="https://portal.example")
+    assert response.status_code == 404
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+    for name in ("Content-Security-Policy", "X-Frame-Options", "Cache-Control"):
+        assert len(response.headers.getlist(name)) == 1, name
+
+
+def test_static_files_keep_their_own_caching(client):
+    response = client.get("/static/css/app.css")
+    assert response.status_code == 200
+    assert "no-store" not in response.headers.get("Cache-Control", "")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    response.close()
 
 
 def test_not_found_page_is_inside_the_layout(client):
@@ -97,17 +114,24 @@ def test_healthz_reports_each_dependency(client, app):
     assert response.status_code == 503
 
 
-def test_app_wide_rate_limits_are_refused(app_factory):
-    """Only route limits are checked (RouteLimiter): an app-wide one would never apply."""
+@pytest.mark.parametrize(
+    "setting",
+    [{"RATELIMIT_DEFAULT": "100 per minute"}, {"RATELIMIT_HEADERS_ENABLED": True}],
+)
+def test_settings_that_need_app_wide_rate_limit_hooks_are_refused(app_factory, setting):
+    """Only route limits are checked (RouteLimiter): these would silently never apply."""
     with pytest.raises(RuntimeError, match="declare rate limits on routes"):
-        app_factory(RATELIMIT_DEFAULT="100 per minute")
+        app_factory(**setting)
 
 
-def test_pages_without_limits_do_no_rate_limit_work(app):
-    from portal.extensions import limiter
-
-    # Routes with limits still check theirs: test_lookup and test_auth see their 429s.
-    assert limiter._check_request_limit not in app.before_request_funcs[None]
+def test_requests_run_no_rate_limit_hooks(app):
+    """Routes with limits still check theirs (test_lookup and test_auth see their 429s)."""
+    hooks = [
+        *app.before_request_funcs.get(None, []),
+        *app.after_request_funcs.get(None, []),
+        *app.teardown_request_funcs.get(None, []),
+    ]
+    assert not any("limiter" in repr(hook).lower() for hook in hooks)
 
 
 def test_sessions_follow_a_rotated_secret_key(app):
@@ -123,3 +147,23 @@ def test_sessions_follow_a_rotated_secret_key(app):
     app.config.update(SECRET_KEY_FALLBACKS=[])
     with client.session_transaction() as session:
         assert "marker" not in session  # the old signature no longer counts
+
+
+def test_session_cookies_are_the_same_as_flasks_own(app):
+    """The kept serializer and memoised key sign exactly what Flask's default interface does."""
+    from flask import request
+    from flask.sessions import SecureCookieSessionInterface
+
+    stock = SecureCookieSessionInterface()
+    client = app.test_client()
+    client.get("/lookup")
+    ours = client.get_cookie("session").value
+    with app.test_request_context(headers={"Cookie": f"session={ours}"}):
+        assert stock.open_session(app, request).get("csrf_token")
+    theirs = stock.get_signing_serializer(app).dumps({"marker": "from stock Flask"})
+    client.set_cookie("session", theirs)
+    with client.session_transaction() as session:
+        assert session["marker"] == "from stock Flask"
+    client.set_cookie("session", theirs[:-2] + ("AA" if not theirs.endswith("AA") else "BB"))
+    with client.session_transaction() as session:
+        assert "marker" not in session  # a bad signature is still refused

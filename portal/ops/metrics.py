@@ -12,7 +12,7 @@ import threading
 import time
 from collections import defaultdict
 
-from flask import Flask, g, request
+from flask import Flask, request
 from sqlalchemy import func, select
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -21,23 +21,35 @@ _requests: dict[tuple[str, str, int], int] = defaultdict(int)
 _latency: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * (len(BUCKETS) + 2))
 
 
+STARTED = "portal.metrics.started"
+
+
+class _StartClock:
+    """WSGI middleware noting when a request arrived (cheaper than a before_request hook)."""
+
+    def __init__(self, wsgi_app) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        environ[STARTED] = time.perf_counter()
+        return self.wsgi_app(environ, start_response)
+
+
 def init_app(app: Flask) -> None:
     """Time every request (by endpoint, not by URL, so the label set stays small)."""
-
-    @app.before_request
-    def start_timer():
-        g.metrics_started = time.perf_counter()
+    app.wsgi_app = _StartClock(app.wsgi_app)
 
     @app.after_request
     def count_request(response):
-        started = g.pop("metrics_started", None)
+        req = request._get_current_object()  # one context lookup, not one per attribute
+        started = req.environ.get(STARTED)
         if started is None:
             return response
         seconds = time.perf_counter() - started
-        endpoint = request.endpoint or "unmatched"
+        endpoint, method = req.endpoint or "unmatched", req.method
         with _lock:
-            _requests[(endpoint, request.method, response.status_code)] += 1
-            row = _latency[(endpoint, request.method)]
+            _requests[(endpoint, method, response.status_code)] += 1
+            row = _latency[(endpoint, method)]
             for index, bound in enumerate(BUCKETS):
                 if seconds <= bound:
                     row[index] += 1
