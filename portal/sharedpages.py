@@ -32,9 +32,9 @@ _lock = threading.Lock()
 
 def shareable() -> bool:
     """True when this request may get the page every signed-out visitor gets."""
-    app, req = current_app._get_current_object(), request._get_current_object()
-    if not app.config["SHARED_PAGE_CACHE"] or app.jinja_env.auto_reload:
+    if current_app.extensions["shared_pages"] is None:
         return False
+    req = request._get_current_object()
     if req.method not in ("GET", "HEAD") or req.query_string:
         return False
     # A first visit (no cookie at all) is signed out, has no message waiting and speaks the
@@ -65,5 +65,7 @@ def render(template: str, context: Callable[[], dict]) -> str:
 
 
 def init_app(app) -> None:
-    """Give ``app`` its (empty) set of kept pages, by (template, language)."""
-    app.extensions["shared_pages"] = {}
+    """Give ``app`` its (empty) set of kept pages, by (template, language): none at all when
+    ``SHARED_PAGE_CACHE`` is off or templates reload (development)."""
+    kept = app.config["SHARED_PAGE_CACHE"] and not app.jinja_env.auto_reload
+    app.extensions["shared_pages"] = {} if kept else None
