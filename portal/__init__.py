@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,13 +20,39 @@ from .extensions import csrf, db, limiter, login_manager, migrate
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class Portal(Flask):
+    """Flask, remembering which hooks and views need no async wrapper.
+
+    Flask asks ``inspect`` whether each hook and view is a coroutine function every time it
+    calls one (``ensure_sync``, which Flask documents as the method to override). The answer
+    never changes for a function, and the portal calls a dozen per request: plain functions
+    are remembered, weakly, so that per-request callbacks (``after_this_request``) do not pile
+    up.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._plain_callables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def ensure_sync(self, func):
+        try:
+            if self._plain_callables.get(func):
+                return func
+        except TypeError:  # not weakly referable (a builtin): ask every time
+            return super().ensure_sync(func)
+        synced = super().ensure_sync(func)
+        if synced is func:
+            self._plain_callables[func] = True
+        return synced
+
+
 def create_app(config: str | Mapping | None = None) -> Flask:
     """Build the app.
 
     ``config`` is an environment name (``development``, ``testing``, ``production``), a mapping
     of settings applied over the ``testing`` defaults (for tests), or None for ``PORTAL_ENV``.
     """
-    app = Flask(
+    app = Portal(
         __name__,
         static_folder=str(ROOT / "static"),
         instance_path=os.environ.get("PORTAL_INSTANCE_PATH", str(ROOT / "instance")),

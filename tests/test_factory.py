@@ -167,3 +167,29 @@ def test_session_cookies_are_the_same_as_flasks_own(app):
     client.set_cookie("session", theirs[:-2] + ("AA" if not theirs.endswith("AA") else "BB"))
     with client.session_transaction() as session:
         assert "marker" not in session  # a bad signature is still refused
+
+
+def test_plain_hooks_are_remembered_weakly(app):
+    """ensure_sync keeps its answer per function, without keeping per-request callbacks."""
+    import gc
+
+    def callback(response):
+        return response
+
+    assert app.ensure_sync(callback) is callback
+    assert callback in app._plain_callables
+    assert app.ensure_sync(len) is len  # a builtin: not weakly referable, still fine
+    size = len(app._plain_callables)
+    del callback
+    gc.collect()
+    assert len(app._plain_callables) == size - 1
+
+
+async def _coroutine_view():
+    return "async"
+
+
+def test_async_functions_are_left_to_flask(app):
+    with pytest.raises(RuntimeError, match="async"):  # Flask's answer without its async extra
+        app.ensure_sync(_coroutine_view)
+    assert _coroutine_view not in app._plain_callables

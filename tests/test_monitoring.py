@@ -130,6 +130,37 @@ def test_metrics_in_prometheus_format(app, client):
     assert "portal_sla_breached_cases 0" in body
 
 
+def _histogram(body: str, endpoint: str) -> dict[str, float]:
+    prefix = f'endpoint="{endpoint}",method="GET"'
+    found = {}
+    for line in body.splitlines():
+        if line.startswith("portal_http_request_duration_seconds") and prefix in line:
+            name, value = line.rsplit(" ", 1)
+            key = name.split(",le=")[1].rstrip("}") if ",le=" in name else name.split("{")[0]
+            found[key] = float(value)
+    return found
+
+
+def test_request_durations_land_in_cumulative_buckets(app, client, monkeypatch):
+    from portal.ops import metrics
+
+    with app.app_context():
+        before = _histogram(metrics.render(), "customer.lookup_fields")
+    clock = iter([100.0, 100.03, 200.0, 207.0])  # a 30 ms request, then a 7 s one
+    monkeypatch.setattr(metrics.time, "perf_counter", lambda: next(clock))
+    client.get("/lookup/fields?number=12345678")
+    client.get("/lookup/fields?number=12345678")
+    monkeypatch.undo()
+    with app.app_context():
+        after = _histogram(metrics.render(), "customer.lookup_fields")
+    added = {key: after[key] - before.get(key, 0) for key in after}
+    assert added['"0.025"'] == 0 and added['"0.05"'] == 1 and added['"5.0"'] == 1
+    assert added['"+Inf"'] == 2 and added["portal_http_request_duration_seconds_count"] == 2
+    assert abs(added["portal_http_request_duration_seconds_sum"] - 7.03) < 1e-6
+    buckets = [after[f'"{bound}"'] for bound in metrics.BUCKETS]
+    assert buckets == sorted(buckets)  # cumulative
+
+
 def test_metrics_can_require_a_token(app_factory):
     app = app_factory(METRICS_TOKEN="scrape-me")
     client = app.test_client()

@@ -7,6 +7,7 @@ sums them. The gauges are the same whichever worker answers.
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 import time
@@ -18,7 +19,8 @@ from sqlalchemy import func, select
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _lock = threading.Lock()
 _requests: dict[tuple[str, str, int], int] = defaultdict(int)
-_latency: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * (len(BUCKETS) + 2))
+# Per (endpoint, method): one slot per bucket, one for slower requests, then sum and count.
+_latency: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * (len(BUCKETS) + 3))
 
 
 STARTED = "portal.metrics.started"
@@ -50,10 +52,10 @@ def init_app(app: Flask) -> None:
         with _lock:
             _requests[(endpoint, method, response.status_code)] += 1
             row = _latency[(endpoint, method)]
-            for index, bound in enumerate(BUCKETS):
-                if seconds <= bound:
-                    row[index] += 1
-            row[len(BUCKETS)] += 1  # +Inf (count)
+            # Only the first bucket the time fits in counts here; render() sums them up to
+            # Prometheus' cumulative buckets (a slower request lands past the last bound).
+            row[bisect.bisect_left(BUCKETS, seconds)] += 1
+            row[len(BUCKETS) + 2] += 1  # count
             row[len(BUCKETS) + 1] += seconds  # sum
         return response
 
@@ -87,12 +89,13 @@ def render() -> str:
     ]
     for (endpoint, method), row in sorted(latency.items()):
         labels = f'pid="{pid}",endpoint="{_esc(endpoint)}",method="{method}"'
+        cumulative = 0
         for index, bound in enumerate(BUCKETS):
+            cumulative += int(row[index])
             lines.append(
-                f'portal_http_request_duration_seconds_bucket{{{labels},le="{bound}"}} '
-                f"{int(row[index])}"
+                f'portal_http_request_duration_seconds_bucket{{{labels},le="{bound}"}} {cumulative}'
             )
-        count = int(row[len(BUCKETS)])
+        count = int(row[len(BUCKETS) + 2])
         lines.append(f'portal_http_request_duration_seconds_bucket{{{labels},le="+Inf"}} {count}')
         lines.append(f"portal_http_request_duration_seconds_count{{{labels}}} {count}")
         lines.append(
