@@ -171,6 +171,25 @@ def test_redis_flush_is_recovered_by_the_sweeper(delivery_app, registry_sim):
     assert registry_sim.state.stats()["records"] == 30
 
 
+def test_a_job_popped_by_a_worker_that_died_at_once_is_dispatched_again(delivery_app, registry_sim):
+    """A worker killed between taking a job off the queue and starting it leaves the job
+    "queued" in Redis but in no queue: nothing would ever run it (seen in the chaos run)."""
+    factories.issued(3)
+    queue = get_queue(queues.REGISTRY)
+    (job_id,) = queue.job_ids
+    redis_connection().lpop(queue.key)  # taken off the queue, never started
+    assert queue.fetch_job(job_id).get_status() == "queued"
+    assert outbox.sweep().dispatched == 3  # (the suite's OUTBOX_ENQUEUE_GRACE is 0)
+    run_workers()
+    assert states() == {"succeeded": 3}
+
+
+def test_queued_jobs_waiting_their_turn_are_left_alone(delivery_app, registry_sim):
+    factories.issued(3)
+    assert outbox.sweep().dispatched == 0  # still in the queue: it will run
+    assert len(get_queue(queues.REGISTRY).job_ids) == 1
+
+
 def test_rows_committed_while_redis_is_down_are_not_lost(delivery_app, registry_sim):
     good_url = delivery_app.config["REDIS_URL"]
     delivery_app.extensions.pop("portal.redis", None)

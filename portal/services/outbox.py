@@ -192,18 +192,29 @@ def reclaim_expired_leases(now: datetime | None = None) -> int:
 def _live_jobs(job_ids: set[str], stale_before: datetime) -> set[str]:
     """Which of these jobs will still deliver their rows.
 
-    Queued or scheduled jobs will. A started job claims its rows within moments of starting,
-    so one that started before ``stale_before`` and left its rows unclaimed belongs to a worker
-    that died (SIGKILL, OOM): its rows are dispatched again.
+    A scheduled job will, and a queued one that is still in its queue. A queued job missing
+    from its queue was taken by a worker that died before starting it (RQ marks a job started
+    only after taking it off the queue): nothing would ever run it. A started job claims its
+    rows within moments of starting, so one that started before ``stale_before`` and left its
+    rows unclaimed belongs to a worker that died (SIGKILL, OOM). Their rows are dispatched
+    again; a duplicate delivery finds nothing left to claim.
     """
     if not job_ids:
         return set()
+    connection = redis_connection()
+    jobs = [j for j in Job.fetch_many(list(job_ids), connection=connection) if j is not None]
+    statuses = {job.id: job.get_status(refresh=False) for job in jobs}
+    queued = [job for job in jobs if statuses[job.id] == "queued"]
+    with connection.pipeline(transaction=False) as pipe:
+        for job in queued:
+            pipe.lpos(get_queue(job.origin).key, job.id)
+        in_queue = {
+            job.id for job, at in zip(queued, pipe.execute(), strict=True) if at is not None
+        }
     alive = set()
-    for job in Job.fetch_many(list(job_ids), connection=redis_connection()):
-        if job is None:
-            continue
-        status = job.get_status(refresh=False)
-        waiting = status in ("queued", "scheduled", "deferred")
+    for job in jobs:
+        status = statuses[job.id]
+        waiting = status in ("scheduled", "deferred") or job.id in in_queue
         running = status == "started" and job.started_at and job.started_at >= stale_before
         if waiting or running:
             alive.add(job.id)
