@@ -1,5 +1,6 @@
-"""Helpers shared by the benchmarks in bench/: a no-op job, child processes that are always
-cleaned up, CPU accounting from /proc, a tiny JSON-over-HTTP client and a quiet simulator.
+"""Helpers shared by the benchmarks in bench/: a no-op job, a time budget, throwaway
+PostgreSQL databases, issued invoices, child processes that are always cleaned up, CPU
+accounting from /proc, a tiny JSON-over-HTTP client and a quiet simulator.
 
 ``python -m bench._common simulate PORT`` (from the repository root) serves the registry
 simulator on 127.0.0.1:PORT without an access log, in its own process (so it does not share a
@@ -24,6 +25,85 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+BEIJING_CODE = "011002600111"
+
+
+class Deadline:
+    """The time budget of the whole run."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def check(self, what: str) -> None:
+        if self.left() <= 0:
+            raise TimeoutError(f"deadline passed ({what})")
+
+
+def _bench_database(name: str) -> str:
+    if not name.startswith("portal_bench_"):
+        raise ValueError("the benchmarks only create and drop databases named portal_bench_*")
+    return name
+
+
+def create_database(name: str) -> str:
+    """(Re)create the empty PostgreSQL database ``name`` (portal_bench_* only); its URL."""
+    import psycopg
+
+    drop_database(name)
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{_bench_database(name)}"')
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_database(name: str) -> None:
+    """Drop the PostgreSQL database ``name`` (portal_bench_* only) if it exists."""
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{_bench_database(name)}" WITH (FORCE)')
+
+
+def issue_invoices(count: int, *, issue_date, actor: str, chunk: int = 1000) -> None:
+    """Issue ``count`` ordinary Beijing invoices with their outbox rows, ``chunk`` per commit
+    (inside an app context). Each commit hands its rows to RQ, ``REGISTRY_BATCH_SIZE`` a job."""
+    from decimal import Decimal
+
+    from portal.extensions import db
+    from portal.models import Invoice
+    from portal.services import outbox
+
+    made = 0
+    while made < count:
+        rows = []
+        for n in range(made, min(count, made + chunk)):
+            number = f"{n + 1:08d}"
+            rows.append(
+                Invoice(
+                    key=f"{BEIJING_CODE}-{number}",
+                    code=BEIJING_CODE,
+                    number=number,
+                    kind="e_ordinary",
+                    issue_date=issue_date,
+                    amount=Decimal("100.00"),
+                    tax=Decimal("6.00"),
+                    total=Decimal("106.00"),
+                    buyer_tax_id="911101017967003199",
+                    buyer_name="北京示例科技有限公司",
+                    seller_tax_id="91320621MA1MRHG205",
+                    check_code=f"{n:020d}",
+                    source="api",
+                )
+            )
+        db.session.add_all(rows)
+        db.session.flush()
+        outbox.queue_deliveries(rows, reason="issued", actor=actor)
+        db.session.commit()
+        db.session.expunge_all()
+        made += len(rows)
 
 
 def noop() -> None:

@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from bench._common import issue_invoices  # noqa: E402
 from portal import create_app  # noqa: E402
 from portal.extensions import db  # noqa: E402
 from portal.models import Invoice, RegistryState, Submission, SubmissionState  # noqa: E402
@@ -38,39 +38,6 @@ from portal.registry import RegistryClient, SimulatorServer  # noqa: E402
 from portal.services import outbox  # noqa: E402
 
 FINAL = {SubmissionState.SUCCEEDED, SubmissionState.DEAD}
-BEIJING_CODE = "011002600111"
-
-
-def issue_invoices(count: int, chunk: int = 500) -> None:
-    """Issue ``count`` invoices with their outbox rows, committing ``chunk`` at a time."""
-    made = 0
-    while made < count:
-        rows = []
-        for n in range(made, min(count, made + chunk)):
-            number = f"{n + 1:08d}"
-            rows.append(
-                Invoice(
-                    key=f"{BEIJING_CODE}-{number}",
-                    code=BEIJING_CODE,
-                    number=number,
-                    kind="e_ordinary",
-                    issue_date=date(2026, 5, 1),
-                    amount=Decimal("100.00"),
-                    tax=Decimal("6.00"),
-                    total=Decimal("106.00"),
-                    buyer_tax_id="911101017967003199",
-                    buyer_name="北京示例科技有限公司",
-                    seller_tax_id="91320621MA1MRHG205",
-                    check_code=f"{n:020d}",
-                    source="api",
-                )
-            )
-        db.session.add_all(rows)
-        db.session.flush()
-        for row in rows:
-            outbox.queue_delivery(row, actor="chaos")
-        db.session.commit()
-        made += len(rows)
 
 
 def start_worker(env: dict) -> subprocess.Popen:
@@ -166,7 +133,7 @@ def main() -> int:
         )
         workers = [start_worker(env) for _ in range(args.workers)]
         try:
-            issue_invoices(args.invoices)
+            issue_invoices(args.invoices, issue_date=date(2026, 5, 1), actor="chaos", chunk=500)
             print(
                 f"issued {args.invoices} invoices in {time.monotonic() - started:.1f}s", flush=True
             )

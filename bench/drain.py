@@ -35,7 +35,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -52,32 +51,20 @@ from sqlalchemy import func, select, text  # noqa: E402
 from bench._common import (  # noqa: E402
     Children,
     CpuSnapshot,
+    Deadline,
     cpu_breakdown,
+    create_database,
+    drop_database,
     free_port,
     http_json,
+    issue_invoices,
     wait_until,
 )
 
 TARGET = 1000.0  # invoices per second, DESIGN.md §8
 NOOP_QUEUE = "bench-noop"
 NOOP_FUNC = "bench._common.noop"
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "portal_bench_drain"
-BEIJING_CODE = "011002600111"
-
-
-class Deadline:
-    """The time budget of the whole run."""
-
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
-
-    def left(self) -> float:
-        return self.end - time.monotonic()
-
-    def check(self, what: str) -> None:
-        if self.left() <= 0:
-            raise TimeoutError(f"deadline passed ({what})")
 
 
 @dataclass
@@ -234,25 +221,6 @@ def run_noop_baseline(
 # 2. The drain.
 
 
-def prepare_postgres(url: str | None) -> tuple[str, bool]:
-    """The database URL to use and whether this run created it (and must drop it)."""
-    if url:
-        return url, False
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{PG_BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{PG_BENCH_DB}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{PG_BENCH_DB}", True
-
-
-def drop_postgres() -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{PG_BENCH_DB}" WITH (FORCE)')
-
-
 def empty_tables() -> None:
     """Remove every row the previous run made (the schema stays)."""
     from portal.extensions import db
@@ -264,46 +232,6 @@ def empty_tables() -> None:
         for table in reversed(db.metadata.sorted_tables):
             db.session.execute(table.delete())
     db.session.commit()
-
-
-def issue_invoices(count: int, chunk: int = 1000) -> None:
-    """Issue ``count`` invoices with their outbox rows, ``chunk`` per transaction.
-
-    Each commit hands its rows to RQ (``after_commit``), ``REGISTRY_BATCH_SIZE`` to a job.
-    """
-    from portal.extensions import db
-    from portal.models import Invoice
-    from portal.services import outbox
-
-    issued = date.today() - timedelta(days=7)
-    made = 0
-    while made < count:
-        rows = []
-        for n in range(made, min(count, made + chunk)):
-            number = f"{n + 1:08d}"
-            rows.append(
-                Invoice(
-                    key=f"{BEIJING_CODE}-{number}",
-                    code=BEIJING_CODE,
-                    number=number,
-                    kind="e_ordinary",
-                    issue_date=issued,
-                    amount=Decimal("100.00"),
-                    tax=Decimal("6.00"),
-                    total=Decimal("106.00"),
-                    buyer_tax_id="911101017967003199",
-                    buyer_name="北京示例科技有限公司",
-                    seller_tax_id="91320621MA1MRHG205",
-                    check_code=f"{n:020d}",
-                    source="api",
-                )
-            )
-        db.session.add_all(rows)
-        db.session.flush()
-        outbox.queue_deliveries(rows, reason="issued", actor="bench")
-        db.session.commit()
-        db.session.expunge_all()
-        made += len(rows)
 
 
 def advisory_lock_waiters() -> int | None:
@@ -374,7 +302,7 @@ def run_drain(
     # The backlog: every invoice and its job, with nobody allowed to take a job yet.
     suspend(redis)
     t0 = time.monotonic()
-    issue_invoices(invoices)
+    issue_invoices(invoices, issue_date=date.today() - timedelta(days=7), actor="bench")
     run.issue_seconds = time.monotonic() - t0
     queued = run.jobs_enqueued = Queue("registry", connection=redis).count
     print(
@@ -666,7 +594,8 @@ def main() -> int:
 
         # 2. The drain: database, simulator, app.
         if args.database == "postgresql":
-            database_url, created_db = prepare_postgres(args.database_url)
+            created_db = not args.database_url
+            database_url = args.database_url or create_database(PG_BENCH_DB)
         else:
             database_url = args.database_url or f"sqlite:///{tmp / 'drain.db'}"
         port = free_port()
@@ -761,7 +690,7 @@ def main() -> int:
             print(f"could not clean Redis {args.redis_url}: {error!r}", file=sys.stderr)
         if created_db:
             try:
-                drop_postgres()
+                drop_database(PG_BENCH_DB)
             except Exception as error:
                 print(f"could not drop {PG_BENCH_DB}: {error!r}", file=sys.stderr)
         if status == 0:

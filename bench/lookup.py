@@ -76,7 +76,15 @@ import psycopg  # noqa: E402
 from redis import Redis  # noqa: E402
 
 from bench import lookup_seed  # noqa: E402
-from bench._common import Children, CpuSnapshot, cpu_breakdown, free_port, wait_until  # noqa: E402
+from bench._common import (  # noqa: E402
+    Children,
+    CpuSnapshot,
+    Deadline,
+    cpu_breakdown,
+    drop_database,
+    free_port,
+    wait_until,
+)
 
 TARGET_RATIO = 0.60
 TARGET_P99_MS = 30.0
@@ -86,20 +94,6 @@ WRK_THREADS = 2
 # The same shape as the production limits ("30 per minute;300 per hour": two windows, so two
 # counters to hit), with ceilings the benchmark never reaches.
 HUGE_LIMIT = "1000000000 per minute;1000000000 per hour"
-
-
-class Deadline:
-    """The time budget of the whole run."""
-
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
-
-    def left(self) -> float:
-        return self.end - time.monotonic()
-
-    def check(self, what: str) -> None:
-        if self.left() <= 0:
-            raise TimeoutError(f"deadline passed ({what})")
 
 
 @dataclass
@@ -686,7 +680,7 @@ def main() -> int:
             print(f"could not flush {REDIS_URL}: {error!r}", file=sys.stderr)
         if drop_db:
             try:
-                lookup_seed.drop_database(args.database)
+                drop_database(args.database)
             except Exception as error:
                 print(f"could not drop {args.database}: {error!r}", file=sys.stderr)
         if status in (0, 1):

@@ -33,7 +33,10 @@ import psycopg
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+sys.path.insert(0, str(ROOT))
+
+from bench._common import create_database  # noqa: E402
+
 DEFAULT_DB = "portal_bench_lookup"
 CODE = "011002600111"
 KIND = "e_ordinary"
@@ -98,12 +101,7 @@ def _taxpayer_ids(count: int, division: str) -> list[str]:
 
 def recreate_database(name: str = DEFAULT_DB) -> str:
     """Drop ``name`` if it exists, create it empty and apply the migrations; returns its URL."""
-    if not name.startswith("portal_bench_"):
-        raise ValueError("the benchmark only creates and drops databases named portal_bench_*")
-    drop_database(name)
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = database_url(name)
+    url = create_database(name)
     env = {
         **os.environ,
         "PORTAL_ENV": "production",
@@ -120,13 +118,6 @@ def recreate_database(name: str = DEFAULT_DB) -> str:
         timeout=120,
     )
     return url
-
-
-def drop_database(name: str = DEFAULT_DB) -> None:
-    if not name.startswith("portal_bench_"):
-        raise ValueError("the benchmark only creates and drops databases named portal_bench_*")
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _invoice_rows(start: int, stop: int, buyers: list[str], seller: str) -> str:

@@ -49,12 +49,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench._common import (  # noqa: E402
     Children,
+    create_database,
+    drop_database,
     free_port,
     http_json,
     wait_until,
 )
 
-PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "portal_bench_reconcile"
 BAR_SECONDS = 20.0
 CODE = "011001900111"
@@ -97,25 +98,6 @@ class Plan:
     def unknown(self) -> range:
         start = self.size + self.anomalies + 1
         return range(start, start + self.anomalies)
-
-
-def prepare_database(url: str | None) -> tuple[str, bool]:
-    """The database URL to use and whether this run created it (and must drop it)."""
-    if url:
-        return url, False
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{PG_BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{PG_BENCH_DB}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{PG_BENCH_DB}", True
-
-
-def drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{PG_BENCH_DB}" WITH (FORCE)')
 
 
 def migrate_and_empty(url: str, instance: Path) -> None:
@@ -478,7 +460,8 @@ def main() -> int:
     if args.redis_url.rstrip("/").rsplit("/", 1)[-1] in ("", "0"):
         sys.exit("give --redis-url a database number of the benchmark's own (it is flushed)")
     tmp = Path(tempfile.mkdtemp(prefix="portal-reconcile-bench-"))
-    url, created = prepare_database(args.database_url)
+    created = not args.database_url
+    url = args.database_url or create_database(PG_BENCH_DB)
     print(
         f"bench/reconcile.py: sizes {args.sizes}, {url.split('@')[-1]}, Redis {args.redis_url}, "
         f"{os.cpu_count()} cores",
@@ -491,7 +474,7 @@ def main() -> int:
 
         Redis.from_url(args.redis_url).flushdb()  # the resubmissions' jobs, never delivered
         if created:
-            drop_database()
+            drop_database(PG_BENCH_DB)
         for leftover in tmp.iterdir():
             leftover.unlink()
         tmp.rmdir()
