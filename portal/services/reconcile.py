@@ -422,6 +422,36 @@ def _update_run(run_id: int, *conditions, connection=None, **values) -> bool:
     return result.rowcount == 1
 
 
+def _undescribed_findings(ref: _RunRef, *, missing: bool):
+    """This run's findings not yet described (``missing`` ones, or the others), in chunks of
+    ``RECONCILE_CHUNK``; the run's lease is renewed before each chunk is handed out. Each chunk
+    is read after the caller has committed the one before."""
+    kind = (
+        ReconciliationFinding.kind == FindingKind.MISSING
+        if missing
+        else ReconciliationFinding.kind != FindingKind.MISSING
+    )
+    chunk = setting("RECONCILE_CHUNK")
+    last_id = 0
+    while True:
+        findings = db.session.scalars(
+            select(ReconciliationFinding)
+            .where(
+                ReconciliationFinding.run_id == ref.id,
+                kind,
+                ReconciliationFinding.details.is_(None),
+                ReconciliationFinding.id > last_id,
+            )
+            .order_by(ReconciliationFinding.id)
+            .limit(chunk)
+        ).all()
+        if not findings:
+            return
+        last_id = findings[-1].id
+        _hold(ref)
+        yield findings
+
+
 def _hold(ref: _RunRef, connection=None, **values) -> None:
     """Renew the lease (and write ``values``) if this process still holds the run.
 
@@ -900,24 +930,7 @@ def _resubmit_missing(ref: _RunRef) -> None:
     run carries on with the findings still undescribed. An invoice no longer ``registered``
     (changed meanwhile) or with a live delivery is not resubmitted.
     """
-    chunk = setting("RECONCILE_CHUNK")
-    last_id = 0
-    while True:
-        findings = db.session.scalars(
-            select(ReconciliationFinding)
-            .where(
-                ReconciliationFinding.run_id == ref.id,
-                ReconciliationFinding.kind == FindingKind.MISSING,
-                ReconciliationFinding.details.is_(None),
-                ReconciliationFinding.id > last_id,
-            )
-            .order_by(ReconciliationFinding.id)
-            .limit(chunk)
-        ).all()
-        if not findings:
-            return
-        last_id = findings[-1].id
-        _hold(ref)
+    for findings in _undescribed_findings(ref, missing=True):
         keys = [f.invoice_key for f in findings]
         invoices = {
             i.key: i
@@ -1020,24 +1033,7 @@ def _find_registry_side(ref: _RunRef) -> None:
 def _describe(ref: _RunRef) -> None:
     """Fill in the details of this run's new mismatch and unknown findings, a chunk at a time
     (each chunk reads the staged listing once)."""
-    chunk = setting("RECONCILE_CHUNK")
-    last_id = 0
-    while True:
-        findings = db.session.scalars(
-            select(ReconciliationFinding)
-            .where(
-                ReconciliationFinding.run_id == ref.id,
-                ReconciliationFinding.kind != FindingKind.MISSING,
-                ReconciliationFinding.details.is_(None),
-                ReconciliationFinding.id > last_id,
-            )
-            .order_by(ReconciliationFinding.id)
-            .limit(chunk)
-        ).all()
-        if not findings:
-            return
-        last_id = findings[-1].id
-        _hold(ref)
+    for findings in _undescribed_findings(ref, missing=False):
         keys = [f.invoice_key for f in findings]
         staged = {
             row.key: row
