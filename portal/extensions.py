@@ -1,6 +1,8 @@
 """Extensions, created unbound; ``create_app`` binds them to an app."""
 
-from flask import Flask
+from contextlib import contextmanager
+
+from flask import Flask, request
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -28,8 +30,50 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(compare_type=True, render_as_batch=True)
 login_manager = LoginManager()
-csrf = CSRFProtect()
 babel = Babel()
+
+
+@contextmanager
+def _hooks_left_as_they_were(*tables: dict):
+    """Undo whatever an extension's ``init_app`` adds to these hook tables of the app."""
+    kept = [{scope: list(funcs) for scope, funcs in table.items()} for table in tables]
+    yield
+    for table, before in zip(tables, kept, strict=True):
+        table.clear()
+        table.update(before)
+
+
+class PortalCSRF(CSRFProtect):
+    """Flask-WTF's CSRF protection, with templates given ``portal.forms.generate_csrf``.
+
+    Flask-WTF checks every POST as it always does; ``csrf_token()`` in a template makes the
+    token the way every ``PortalForm`` does (``portal/forms.py``), through a Jinja global
+    (Flask-WTF also adds a context processor returning the same two functions on every render;
+    the globals are enough). Its before-request hook is replaced by one that looks at the
+    method first: the same three checks as ``protect(apply_exemptions=True)`` (endpoint,
+    exemptions, method), each of which lets the request through, so their order does not
+    change the outcome, and a GET (most requests) no longer looks up its view's exemption.
+    """
+
+    def init_app(self, app: Flask) -> None:
+        with _hooks_left_as_they_were(app.before_request_funcs, app.template_context_processors):
+            super().init_app(app)
+        from .forms import generate_csrf
+
+        app.jinja_env.globals["csrf_token"] = generate_csrf
+        config = app.config
+
+        @app.before_request
+        def csrf_protect():
+            if (
+                request.method in config["WTF_CSRF_METHODS"]
+                and config["WTF_CSRF_ENABLED"]
+                and config["WTF_CSRF_CHECK_DEFAULT"]
+            ):
+                self.protect(apply_exemptions=True)
+
+
+csrf = PortalCSRF()
 
 
 class RouteLimiter(Limiter):
@@ -56,12 +100,10 @@ class RouteLimiter(Limiter):
         configured = [name for name in self.NEEDS_HOOKS if app.config.get(name)]
         if configured:
             raise RuntimeError(f"declare rate limits on routes, without {configured}")
-        hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
-        kept = [{scope: list(funcs) for scope, funcs in table.items()} for table in hooks]
-        super().init_app(app)
-        for table, before in zip(hooks, kept, strict=True):
-            table.clear()
-            table.update(before)
+        with _hooks_left_as_they_were(
+            app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs
+        ):
+            super().init_app(app)
 
 
 limiter = RouteLimiter(key_func=get_remote_address)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
-from itsdangerous import TimestampSigner, URLSafeTimedSerializer, want_bytes
+from itsdangerous import Serializer, TimestampSigner, URLSafeTimedSerializer, want_bytes
+from itsdangerous.encoding import base64_encode
+
+# Below this many bytes of JSON, a signed value is never compressed (see CompactSerializer).
+COMPRESS_MIN = 256
 
 
 class KeyCachingSigner(TimestampSigner):
@@ -23,6 +27,26 @@ class KeyCachingSigner(TimestampSigner):
         if key is None:
             key = self._derived[memo] = super().derive_key(secret)
         return key
+
+
+class CompactSerializer(URLSafeTimedSerializer):
+    """itsdangerous' URL-safe timed serializer, signing with ``KeyCachingSigner`` and trying
+    compression only on payloads of ``COMPRESS_MIN`` bytes or more.
+
+    itsdangerous zlib-compresses every payload and keeps the result if it is shorter. Setting
+    up a compressor costs more than the whole signature of a short value, and a short value
+    (a CSRF token, a first visit's session) gains a few bytes at most. The output is what
+    itsdangerous writes for an uncompressed payload, so any ``URLSafeTimedSerializer`` with the
+    same key and salt reads it, and this one reads theirs.
+    """
+
+    default_signer = KeyCachingSigner
+
+    def dump_payload(self, obj) -> bytes:
+        json = Serializer.dump_payload(self, obj)  # the JSON, before the URL-safe mixin's work
+        if len(json) < COMPRESS_MIN:
+            return base64_encode(json)
+        return super().dump_payload(obj)
 
 
 class CookieSessionInterface(SecureCookieSessionInterface):
@@ -46,7 +70,17 @@ class CookieSessionInterface(SecureCookieSessionInterface):
         return kept[1]
 
     def _build(self, app: Flask) -> URLSafeTimedSerializer | None:
-        serializer = super().get_signing_serializer(app)  # Flask's settings, kept as they are
-        if serializer is not None:
-            serializer.signer = KeyCachingSigner
-        return serializer
+        if not app.secret_key:
+            return None
+        # As Flask builds it (SecureCookieSessionInterface.get_signing_serializer): the current
+        # key last, after the fallbacks.
+        keys = [*(app.config["SECRET_KEY_FALLBACKS"] or ()), app.secret_key]
+        return CompactSerializer(
+            keys,
+            salt=self.salt,
+            serializer=self.serializer,
+            signer_kwargs={
+                "key_derivation": self.key_derivation,
+                "digest_method": self.digest_method,
+            },
+        )

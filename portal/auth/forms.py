@@ -1,12 +1,13 @@
 """Forms for signing up and in. Field rules live here; account rules live in the service."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from ..forms import PortalForm
 
-class RegisterForm(FlaskForm):
+
+class RegisterForm(PortalForm):
     email = EmailField(
         _l("E-mail"),
         validators=[DataRequired(_l("Enter your e-mail address.")), Length(max=254)],
@@ -29,7 +30,7 @@ class RegisterForm(FlaskForm):
     submit = SubmitField(_l("Create account"))
 
 
-class LoginForm(FlaskForm):
+class LoginForm(PortalForm):
     email = EmailField(
         _l("E-mail"),
         validators=[DataRequired(_l("Enter your e-mail address.")), Length(max=254)],
@@ -44,7 +45,7 @@ class LoginForm(FlaskForm):
     submit = SubmitField(_l("Sign in"))
 
 
-class CodeForm(FlaskForm):
+class CodeForm(PortalForm):
     code = StringField(
         _l("6-digit code from your authenticator app"),
         validators=[DataRequired(_l("Enter the code.")), Length(max=12)],
@@ -53,7 +54,7 @@ class CodeForm(FlaskForm):
     submit = SubmitField(_l("Continue"))
 
 
-class PreferencesForm(FlaskForm):
+class PreferencesForm(PortalForm):
     optional_mail = BooleanField(
         _l("Also send me updates that need no action (for example “approved, being registered”)"),
     )

@@ -2,7 +2,6 @@
 services, so the form, the API and the upload confirmation all judge input the same way."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, MultipleFileField  # files only, never a text field
 from wtforms import (
     DateField,
@@ -15,6 +14,8 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.validators import DataRequired, Length, Optional
+
+from ..forms import PortalForm
 
 NUMERIC = {"inputmode": "numeric", "autocomplete": "off", "spellcheck": "false"}
 DECIMAL = {"inputmode": "decimal", "autocomplete": "off", "placeholder": "0.00"}
@@ -30,7 +31,7 @@ def code_field() -> StringField:
     )
 
 
-class LookupForm(FlaskForm):
+class LookupForm(PortalForm):
     code = code_field()
     number = StringField(
         _l("Invoice number (发票号码)"),
@@ -71,7 +72,7 @@ class LookupForm(FlaskForm):
     submit = SubmitField(_l("Look it up"))
 
 
-class ReportForm(FlaskForm):
+class ReportForm(PortalForm):
     code = code_field()
     number = StringField(
         _l("Invoice number (发票号码)"),
@@ -118,7 +119,7 @@ class ReportForm(FlaskForm):
     submit = SubmitField(_l("Send report"))
 
 
-class MessageForm(FlaskForm):
+class MessageForm(PortalForm):
     body = TextAreaField(
         _l("Your message"),
         validators=[DataRequired(_l("Write a message first.")), Length(max=4000)],
@@ -127,14 +128,14 @@ class MessageForm(FlaskForm):
     submit = SubmitField(_l("Send"))
 
 
-class WithdrawForm(FlaskForm):
+class WithdrawForm(PortalForm):
     reason = TextAreaField(
         _l("Why (optional)"), validators=[Optional(), Length(max=1000)], render_kw={"rows": 2}
     )
     submit = SubmitField(_l("Withdraw this report"))
 
 
-class BuyerLinkForm(FlaskForm):
+class BuyerLinkForm(PortalForm):
     buyer_tax_id = StringField(
         _l("Buyer taxpayer ID (统一社会信用代码)"),
         validators=[DataRequired(_l("Enter the taxpayer ID.")), Length(max=30)],
@@ -150,7 +151,7 @@ class BuyerLinkForm(FlaskForm):
     submit = SubmitField(_l("Request access"))
 
 
-class InvoiceFilterForm(FlaskForm):
+class InvoiceFilterForm(PortalForm):
     class Meta:
         csrf = False  # a GET search form: it changes nothing
 
@@ -179,7 +180,7 @@ class InvoiceFilterForm(FlaskForm):
     )
 
 
-class EvidenceForm(FlaskForm):
+class EvidenceForm(PortalForm):
     files = MultipleFileField(
         _l("Photo, scan, PDF, OFD or XML of the invoice"),
         validators=[DataRequired(_l("Choose at least one file."))],
@@ -205,7 +206,7 @@ CONFIRM_FIELDS = (
 )
 
 
-class ConfirmFieldsForm(FlaskForm):
+class ConfirmFieldsForm(PortalForm):
     """What the customer confirms (or corrects) after seeing what was read from the evidence."""
 
     code = StringField(
@@ -229,7 +230,7 @@ class ConfirmFieldsForm(FlaskForm):
     submit = SubmitField(_l("These are right"))
 
 
-class ScanForm(FlaskForm):
+class ScanForm(PortalForm):
     file = FileField(
         _l("Or read it from a photo, PDF, OFD or XML of the invoice"),
         validators=[DataRequired(_l("Choose a file."))],

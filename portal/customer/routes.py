@@ -22,7 +22,6 @@ from flask import (
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
 
 from .. import sharedpages
 from ..domain import (
@@ -35,6 +34,7 @@ from ..domain import (
 )
 from ..extensions import limiter
 from ..formerrors import attach_error
+from ..forms import PortalForm
 from ..i18n import LANG_COOKIE, current_language
 from ..models import utcnow
 from ..scans.errors import EvidenceRefused
@@ -351,7 +351,7 @@ def accept_invitation(token: str):
     link = buyers.invitation(token)
     if link is None:
         abort(404)
-    form = FlaskForm()
+    form = PortalForm()
     if form.validate_on_submit():
         try:
             buyers.accept_invitation(current_user, token)
@@ -471,7 +471,7 @@ def rate(token: str):
 @bp.route("/language", methods=["POST"])
 def set_language():
     # A POST with the CSRF token (the switch is a small form in the header).
-    form = FlaskForm()
+    form = PortalForm()
     language = request.form.get("language", "")
     if not form.validate_on_submit() or language not in current_app.config["LANGUAGES"]:
         flash(_("That language is not available."), "error")

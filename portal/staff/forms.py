@@ -1,7 +1,6 @@
 """Staff forms."""
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -17,23 +16,24 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, Length, Optional
 
+from ..forms import PortalForm
 from ..models import Role
 from ..services.review import REJECT_REASONS
 
 
-class InviteForm(FlaskForm):
+class InviteForm(PortalForm):
     email = EmailField(_l("Customer e-mail"), validators=[DataRequired(), Length(max=254)])
     buyer_tax_id = StringField(_l("Buyer taxpayer ID"), validators=[DataRequired(), Length(max=30)])
     buyer_name = StringField(_l("Buyer name"), validators=[DataRequired(), Length(max=200)])
     submit = SubmitField(_l("Create invitation"))
 
 
-class DecisionForm(FlaskForm):
+class DecisionForm(PortalForm):
     link_id = HiddenField(validators=[DataRequired()])
     decision = HiddenField(validators=[DataRequired()])
 
 
-class ApproveForm(FlaskForm):
+class ApproveForm(PortalForm):
     """The invoice as it will be re-entered; prefilled from the evidence and the report."""
 
     code = StringField(_l("Invoice code"), validators=[Optional(), Length(max=40)])
@@ -50,7 +50,7 @@ class ApproveForm(FlaskForm):
     submit = SubmitField(_l("Approve re-entry"))
 
 
-class RejectForm(FlaskForm):
+class RejectForm(PortalForm):
     reason_code = SelectField(
         _l("Reason"),
         choices=[SelectChoice(k, v) for k, v in REJECT_REASONS.items()],
@@ -64,13 +64,13 @@ class RejectForm(FlaskForm):
     submit = SubmitField(_l("Reject"))
 
 
-class TextForm(FlaskForm):
+class TextForm(PortalForm):
     text = TextAreaField(
         _l("Message"), validators=[DataRequired(), Length(max=4000)], render_kw={"rows": 3}
     )
 
 
-class MergeForm(FlaskForm):
+class MergeForm(PortalForm):
     into = StringField(
         _l("Merge into report"),
         validators=[DataRequired(), Length(max=20)],
@@ -78,11 +78,11 @@ class MergeForm(FlaskForm):
     )
 
 
-class AssignForm(FlaskForm):
+class AssignForm(PortalForm):
     reviewer_id = SelectField(_l("Reviewer"), validators=[DataRequired()], choices=[])
 
 
-class OfflineCaseForm(FlaskForm):
+class OfflineCaseForm(PortalForm):
     channel = SelectField(
         _l("Channel"),
         choices=[
@@ -115,7 +115,7 @@ class OfflineCaseForm(FlaskForm):
     submit = SubmitField(_l("Open the case"))
 
 
-class UserForm(FlaskForm):
+class UserForm(PortalForm):
     email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)])
     display_name = StringField(_l("Name"), validators=[Optional(), Length(max=100)])
     role = SelectField(
@@ -125,7 +125,7 @@ class UserForm(FlaskForm):
     submit = SubmitField(_l("Create staff account"))
 
 
-class UserActionForm(FlaskForm):
+class UserActionForm(PortalForm):
     role = SelectField(_l("Role"), choices=[SelectChoice(r.value, r.value) for r in Role])
     active = BooleanField(_l("Active"))
     password = PasswordField(
