@@ -78,8 +78,8 @@ def create_app(config: str | Mapping | None = None) -> Flask:
     from . import errors, security, sharedpages
     from .ops import metrics
 
+    sharedpages.init_app(app)  # its middleware inside the metrics' clock
     metrics.init_app(app)
-    sharedpages.init_app(app)
 
     errors.register(app)
     security.register(app)

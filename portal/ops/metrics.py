@@ -45,19 +45,23 @@ def init_app(app: Flask) -> None:
     def count_request(response):
         req = request._get_current_object()  # one context lookup, not one per attribute
         started = req.environ.get(STARTED)
-        if started is None:
-            return response
-        seconds = time.perf_counter() - started
-        endpoint, method = req.endpoint or "unmatched", req.method
-        with _lock:
-            _requests[(endpoint, method, response.status_code)] += 1
-            row = _latency[(endpoint, method)]
-            # Only the first bucket the time fits in counts here; render() sums them up to
-            # Prometheus' cumulative buckets (a slower request lands past the last bound).
-            row[bisect.bisect_left(BUCKETS, seconds)] += 1
-            row[len(BUCKETS) + 2] += 1  # count
-            row[len(BUCKETS) + 1] += seconds  # sum
+        if started is not None:
+            observe(req.endpoint or "unmatched", req.method, response.status_code, started)
         return response
+
+
+def observe(endpoint: str, method: str, status: int, started: float) -> None:
+    """Count one request, answered with ``status``, that arrived at ``started``
+    (``time.perf_counter()``)."""
+    seconds = time.perf_counter() - started
+    with _lock:
+        _requests[(endpoint, method, status)] += 1
+        row = _latency[(endpoint, method)]
+        # Only the first bucket the time fits in counts here; render() sums them up to
+        # Prometheus' cumulative buckets (a slower request lands past the last bound).
+        row[bisect.bisect_left(BUCKETS, seconds)] += 1
+        row[len(BUCKETS) + 2] += 1  # count
+        row[len(BUCKETS) + 1] += seconds  # sum
 
 
 def _esc(value: object) -> str:
