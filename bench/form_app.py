@@ -1,10 +1,11 @@
-"""A reference for bench/lookup.py: the least any Flask page holding a CSRF-protected form does.
+"""A reference for bench/lookup.py: the least a page holding a CSRF-protected form costs when
+Flask makes it for each request.
 
-Flask's signed-cookie session and Flask-WTF's token (the stack's standard tools, as the portal
-uses them), put into a page of fixed text of the size of the portal's lookup page
-(``FORM_PAGE_BYTES``): no templates, no database, no other extension, no hooks. A new visitor's
-request signs a token and a session cookie; the page's ratio to "hello" is the ceiling for any
-such page, the portal's lookup form included.
+Flask's signed-cookie session and Flask-WTF's token, as they come, put into a page of fixed text
+of the size of the portal's lookup page (``FORM_PAGE_BYTES``): no templates, no database, no
+other extension, no hooks. A new visitor's request signs a token and a session cookie. The
+portal's lookup page passes it only because a plain signed-out visit is answered from a kept
+response, outside Flask's request machinery (``portal/sharedpages.py``).
 """
 
 import os

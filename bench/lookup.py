@@ -20,29 +20,33 @@ and Redis on 127.0.0.1:6379. What it does:
    (``bench.lookup_app:app``, i.e. ``wsgi:app`` with the lookup rate limits raised from the
    environment) in production settings on that database and Redis database 10; and, with the
    same settings, ``bench.form_app:app``: Flask, its session and Flask-WTF's CSRF token on a
-   fixed page as large as the lookup page, and nothing else (the "form floor").
+   fixed page as large as the lookup page, and nothing else (the "form floor": what any page
+   with a CSRF-protected form costs when Flask makes it for each visitor).
 3. Takes one CSRF token and session cookie from ``GET /lookup`` and checks that a few real
    lookups (registered, pending, a wrong check code) give the right finding. Then, ``--rounds``
    times, drives each target with wrk (``bench/lookup_wrk.lua``, ``--clients`` connections,
    2 threads) for ``--duration`` seconds (after ``--warmup`` seconds of the same traffic in
-   round 1): hello ``GET /``, the form floor, ``GET /lookup`` (the form: the page DESIGN.md
-   §8 is about, asked for by new visitors, i.e. without a cookie) and ``POST /lookup`` (a random
-   registered invoice each time, with the fields its holder would type; every response must
-   be 200 and show the ``registered`` finding); and hello once more at the end. Interleaving
-   the targets spreads any change in machine load over all of them.
+   round 1): hello ``GET /``; the form floor; ``GET /lookup``, the page DESIGN.md §8 is about,
+   twice: asked for by new visitors (no cookie) and by a returning signed-out visitor (the
+   session cookie of step 3); and ``POST /lookup``, the lookup itself (a random registered
+   invoice each time, with the fields its holder would type; every response must be 200 and
+   show the ``registered`` finding); and hello once more at the end. Interleaving the targets
+   spreads any change in machine load over all of them.
 4. Prints req/s, latency percentiles, errors and who used the CPU for each run (the servers,
    wrk, the PostgreSQL backends of the benchmark's database, Redis, and everything else),
    then the form floor's and each portal endpoint's throughput as a share of hello's (all its
-   runs pooled; p99 is the worst run's) and the verdict against the targets. Runs during which
-   other processes used more than a quarter of a core are flagged; beside the measured ratio
-   it prints the ratio of the stack's CPU per request (server, wrk, the database's backends;
-   not the shared Redis), what the measured ratio tends to on a machine that does nothing else.
+   runs pooled; p99 is the worst run's) and the verdict: both page rows against the targets,
+   the lookup itself reported beside them (§8 sets no bar for it). Runs during which other
+   processes used more than a quarter of a core are flagged; beside the measured ratio it
+   prints the ratio of the stack's CPU per request (server, wrk, the database's backends; not
+   the shared Redis), what the measured ratio tends to on a machine that does nothing else.
 
 wrk shares the two cores with the servers (as do PostgreSQL and Redis); it does so for the
 baseline and the portal alike, which is why the ratio, not the absolute rate, is the figure.
-Exit status 0 when both targets are met, 1 when not, 2 on an error, 130 when interrupted.
-Everything started is stopped, Redis database 10 is flushed and the database dropped (unless
-``--keep-db``/``--reuse-db``) on every exit, including Ctrl-C and failures.
+Exit status 0 when the page meets both targets for both kinds of visitor, 1 when not, 2 on an
+error, 130 when interrupted. Everything started is stopped, Redis database 10 is flushed and
+the database dropped (unless ``--keep-db``/``--reuse-db``) on every exit, including Ctrl-C and
+failures.
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ from bench._common import (  # noqa: E402
 )
 
 TARGET_RATIO = 0.60
+# The lookup page (DESIGN.md §8) as a new visitor and as a returning signed-out visitor get it.
+PAGE_TARGETS = ("GET /lookup", "GET, returning")
 TARGET_P99_MS = 30.0
 REDIS_URL = "redis://127.0.0.1:6379/10"  # the only Redis database this benchmark may use
 LUA = ROOT / "bench" / "lookup_wrk.lua"
@@ -437,7 +443,7 @@ BUSY_OTHERS = 0.25  # cores used by other processes above which a run is flagged
 
 def print_run(run: Run) -> None:
     print(
-        f"  {run.target:<13} {run.rate:8,.0f} req/s  p50 {run.p50_ms:6.2f}  p95 "
+        f"  {run.target:<14} {run.rate:8,.0f} req/s  p50 {run.p50_ms:6.2f}  p95 "
         f"{run.p95_ms:6.2f}  p99 {run.p99_ms:6.2f}  max {run.max_ms:7.2f} ms  "
         f"errors {run.errors}  ({run.requests:,} in {run.seconds:.1f} s)",
         flush=True,
@@ -445,22 +451,22 @@ def print_run(run: Run) -> None:
     cores = ", ".join(
         f"{label} {run.cpu[label] / run.wall:.2f}" for label in (*OURS, "others") if run.cpu[label]
     )
-    print(f"  {'':<13} CPU cores: machine {run.busy / run.wall:.2f} = {cores}", flush=True)
+    print(f"  {'':<14} CPU cores: machine {run.busy / run.wall:.2f} = {cores}", flush=True)
     if run.requests:
         per_request = ", ".join(
             f"{label} {run.cpu[label] / run.requests * 1000:.3f}"
             for label in OURS
             if run.cpu[label] / run.requests >= 5e-6
         )
-        print(f"  {'':<13} CPU ms per request: {per_request}", flush=True)
+        print(f"  {'':<14} CPU ms per request: {per_request}", flush=True)
     if run.cpu["others"] / run.wall > BUSY_OTHERS:
         print(
-            f"  {'':<13} ! other processes used {run.cpu['others'] / run.wall:.2f} cores "
+            f"  {'':<14} ! other processes used {run.cpu['others'] / run.wall:.2f} cores "
             "meanwhile: this run is disturbed",
             flush=True,
         )
     if run.errors and run.sample:
-        print(f"  {'':<13} first unexpected response: {run.sample[:160]}", flush=True)
+        print(f"  {'':<14} first unexpected response: {run.sample[:160]}", flush=True)
 
 
 def cpu_per_request(runs: list[Run]) -> float:
@@ -488,22 +494,28 @@ def verdict(runs: list[Run], args: argparse.Namespace) -> tuple[bool, list[str]]
     ok = hello_errors == 0
     floor_rate, floor_p99, _ = pooled([r for r in runs if r.target == "form floor"])
     lines.append(
-        f"form floor (Flask + session + Flask-WTF token, nothing else): {floor_rate:,.0f} req/s"
-        f" = {floor_rate / hello_rate:.0%} of hello, p99 {floor_p99:.2f} ms: the ceiling for "
-        "any page with a CSRF-protected form"
+        f"form floor (Flask + session + Flask-WTF token, made for each request): "
+        f"{floor_rate:,.0f} req/s = {floor_rate / hello_rate:.0%} of hello, p99 {floor_p99:.2f} ms"
     )
-    for name in ("GET /lookup", "POST /lookup"):
+    for name in (*PAGE_TARGETS, "POST /lookup"):
         mine = [r for r in runs if r.target == name]
         rate, p99, errors = pooled(mine)
         ratio = rate / hello_rate
-        passed = ratio >= TARGET_RATIO and p99 < TARGET_P99_MS and errors == 0
-        ok = ok and passed
         p50 = statistics.median(r.p50_ms for r in mine)
-        lines.append(
-            f"{name}: {rate:,.0f} req/s = {ratio:.0%} of hello (target ≥ {TARGET_RATIO:.0%}), "
-            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms (target < {TARGET_P99_MS:.0f}), "
-            f"errors {errors}: {'PASS' if passed else 'FAIL'}"
+        figures = (
+            f"{name}: {rate:,.0f} req/s = {ratio:.0%} of hello, p50 {p50:.2f} ms, "
+            f"p99 {p99:.2f} ms, errors {errors}"
         )
+        if name in PAGE_TARGETS:
+            passed = ratio >= TARGET_RATIO and p99 < TARGET_P99_MS and errors == 0
+            ok = ok and passed
+            figures += (
+                f" (targets ≥ {TARGET_RATIO:.0%}, p99 < {TARGET_P99_MS:.0f} ms): "
+                f"{'PASS' if passed else 'FAIL'}"
+            )
+        else:
+            figures += " (the lookup itself: no bar of its own in DESIGN.md §8)"
+        lines.append(figures)
         mine_cpu = cpu_per_request(mine)
         lines.append(
             f"{'':<14}stack CPU {mine_cpu:.2f} ms per request: the ratio on an otherwise idle, "
@@ -533,7 +545,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both apps)")
     parser.add_argument("--threads", type=int, default=1, help="threads per worker (both apps)")
     parser.add_argument(
-        "--rounds", type=int, default=2, help="hello, GET, POST this many times (interleaved)"
+        "--rounds", type=int, default=2, help="every target this many times (interleaved)"
     )
     parser.add_argument("--database", default=lookup_seed.DEFAULT_DB, help="portal_bench_*")
     parser.add_argument("--reuse-db", action="store_true", help="keep a seeded database")
@@ -628,6 +640,7 @@ def main() -> int:
             Target("hello", f"{hello_url}/", ["get", "hello"]),
             Target("form floor", f"{form_url}/lookup", ["get", 'name="csrf_token"']),
             Target("GET /lookup", f"{portal_url}/lookup", ["get", 'name="csrf_token"']),
+            Target("GET, returning", f"{portal_url}/lookup", ["get", 'name="csrf_token"', cookie]),
             Target(
                 "POST /lookup",
                 f"{portal_url}/lookup",
@@ -661,7 +674,7 @@ def main() -> int:
         command = " ".join([".venv/bin/python", "bench/lookup.py", *sys.argv[1:]])
         print(f"\ncommand: {command}")
         print(f"total time {time.monotonic() - started:.0f} s")
-        print("PASS" if ok else "FAIL: below the DESIGN.md §8 lookup bar")
+        print("PASS" if ok else "FAIL: below the DESIGN.md §8 lookup page bar")
         status = 0 if ok else 1
     except KeyboardInterrupt as stop:
         print(f"\ninterrupted ({stop}); cleaning up", file=sys.stderr)

@@ -1,13 +1,14 @@
 -- wrk script of bench/lookup.py (one script for every target, so wrk does the same work per
 -- response whatever it measures: each body is checked for an expected piece of text).
 --
---   wrk -t2 -c16 -d20s -s bench/lookup_wrk.lua URL -- get EXPECTED
+--   wrk -t2 -c16 -d20s -s bench/lookup_wrk.lua URL -- get EXPECTED [COOKIE]
 --   wrk -t2 -c16 -d20s -s bench/lookup_wrk.lua URL -- post EXPECTED CSRF_TOKEN COOKIE INVOICES
 --
--- "get" sends the same GET to URL. "post" sends POST /lookup for a random registered invoice
--- n in 1..INVOICES with the fields its holder would type; the formulas are those of
--- bench/lookup_seed.py: number %08d of n, issue date 2025-01-01 + (n mod 365) days, last 6 of
--- the check code (n * 7919) mod 10^6, and n mod 20 = 0 is pending (skipped here).
+-- "get" sends the same GET to URL, with the Cookie header COOKIE if given. "post" sends
+-- POST /lookup for a random registered invoice n in 1..INVOICES with the fields its holder
+-- would type; the formulas are those of bench/lookup_seed.py: number %08d of n, issue date
+-- 2025-01-01 + (n mod 365) days, last 6 of the check code (n * 7919) mod 10^6, and n mod 20 = 0
+-- is pending (skipped here).
 -- A response that is not 200 or lacks EXPECTED counts as "unexpected". At the end one line
 -- "WRK_JSON {...}" gives the counts and latency percentiles in microseconds.
 
@@ -39,6 +40,9 @@ function init(args)
   unexpected = 0
   first_unexpected = ""
   math.randomseed(id * 7919 + os.time())
+  if mode == "get" and args[3] then
+    wrk.headers["Cookie"] = args[3]
+  end
   if mode == "post" then
     token = args[3]
     invoices = tonumber(args[5])
