@@ -4,13 +4,14 @@ The scheme is Flask-WTF's own, and Flask-WTF still checks every token (``CSRFPro
 POST, ``validate_csrf``): a random value kept in the session, and the page's token is that
 value signed by itsdangerous with the salt ``wtf-csrf-token``. Only the making differs.
 Flask-WTF builds a new serializer for each token, derives its key again and tries to
-zlib-compress the 40-character value (a fresh compressor costs more than the rest of the
-signature). Here one serializer per secret key signs every token, with the derived key kept
+zlib-compress the 40-character value (setting up a compressor can cost more than the rest
+of the signature). Here one serializer per secret key signs every token, with the derived key kept
 (``KeyCachingSigner``) and no compression attempt for short payloads (``CompactSerializer``).
 
 Every portal form is a ``PortalForm`` and every template's ``csrf_token()`` is
 ``generate_csrf`` (``PortalCSRF`` in ``portal/extensions.py``), so one request's forms share one
-token, whichever makes it first.
+token, whichever makes it first. A ``PortalForm`` also renders its inputs with ``html_params``
+below: WTForms' output, made without markupsafe's pure-Python formatter.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def html_params(**kwargs) -> Markup:
     """``wtforms.widgets.html_params``, the same output made without ``Markup.format``.
 
     WTForms formats each attribute through markupsafe's formatter, in pure Python; the
-    attributes of a lookup result page's fields took a fifth of its rendering.
+    attributes of a lookup result page's fields took half of its rendering.
     """
     params = []
     for key, value in sorted(kwargs.items()):
