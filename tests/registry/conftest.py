@@ -2,12 +2,15 @@
 for the whole session, reset before each test."""
 
 import itertools
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from portal.registry import RegistryClient, SimulatorServer
+from portal.registry import simulator as simulator_module
 
 LEGACY_CODE = "011001900111"  # a Beijing 12-digit e-普票 code
 SELLER_TAX_ID = "911101017967003199"  # a valid Beijing unified social credit code
@@ -66,3 +69,47 @@ def make_invoice() -> Callable[..., dict[str, Any]]:
         return invoice
 
     return build
+
+
+class LatencyWatch:
+    """The simulator's injected-latency sleeps of one length: how many, and the most at once.
+
+    Tests of concurrency count overlapping sleeps instead of reading a clock, so that a slow or
+    busy machine cannot fail them: a server answering one request after another never has more
+    than one request asleep.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.count = self.peak = self._now = 0
+        self._lock = threading.Lock()
+
+    def sleep(self, real_sleep: Callable[[float], None], seconds: float) -> None:
+        if seconds != self.seconds:
+            real_sleep(seconds)
+            return
+        with self._lock:
+            self.count += 1
+            self._now += 1
+            self.peak = max(self.peak, self._now)
+        try:
+            real_sleep(seconds)
+        finally:
+            with self._lock:
+                self._now -= 1
+
+
+@pytest.fixture
+def latency_watch(
+    simulator: SimulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[float], LatencyWatch]:
+    """``latency_watch(seconds)`` sets the simulator's latency and watches its sleeps."""
+    real_sleep = time.sleep
+
+    def watch(seconds: float) -> LatencyWatch:
+        watcher = LatencyWatch(seconds)
+        monkeypatch.setattr(simulator_module.time, "sleep", lambda s: watcher.sleep(real_sleep, s))
+        simulator.state.set_faults({"latency_ms": seconds * 1000})
+        return watcher
+
+    return watch
