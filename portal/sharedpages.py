@@ -45,9 +45,10 @@ _lock = threading.Lock()
 # Set by ``render`` on the request it serves a shared page: (endpoint, language, token), for
 # ``SignedOutPages`` to keep the response.
 RECORDABLE = "portal.sharedpages.recordable"
-# A plain signed-out visitor's session holds its CSRF token and, once Flask-Login has looked at
-# it, the "not fresh" flag; anything more (a user, messages, a sign-in time) goes to Flask.
-PLAIN_SESSION_KEYS = ({"csrf_token"}, {"csrf_token", "_fresh"})
+# Besides its CSRF token, all a plain signed-out visitor's session may hold: the "not fresh"
+# flag, once Flask-Login has looked at it. Anything more (a user, messages, a sign-in time) goes
+# to Flask.
+PLAIN_SESSION_EXTRAS = frozenset({"_fresh"})
 
 
 def shareable() -> bool:
@@ -112,6 +113,7 @@ class SignedOutPages:
         self.paths: set[tuple[str, str]] = set()  # the (SCRIPT_NAME, PATH_INFO) of those pages
         self.cookie_template: str | None = None  # "session=<slot>; Secure; HttpOnly; ..."
         self.cookie_name = app.session_interface.get_cookie_name(app)
+        _, self.token_key = forms.csrf_settings(app)  # the session entry of the raw token
 
     def __call__(self, environ, start_response):
         if (
@@ -155,9 +157,10 @@ class SignedOutPages:
             data = serializer.loads(value, max_age=max_age)
         except BadData:
             return None  # Flask starts the visitor a new session
-        if data.keys() not in PLAIN_SESSION_KEYS or not isinstance(data["csrf_token"], str):
+        raw = data.get(self.token_key)
+        if not isinstance(raw, str) or not data.keys() - {self.token_key} <= PLAIN_SESSION_EXTRAS:
             return None
-        return language, data["csrf_token"]
+        return language, raw
 
     def _reply(self, page: _Page, raw: str | None, environ, start_response):
         app = self.app

@@ -239,9 +239,15 @@ def _remember_me(client):
     client.set_cookie("remember_token", "1|abc")
 
 
+def _no_token_in_session(client):
+    with client.session_transaction() as session:
+        session.clear()
+        session["_fresh"] = False
+
+
 @pytest.mark.parametrize(
     "setup",
-    [_flash_waiting, _foreign_cookie, _forged_session, _remember_me],
+    [_flash_waiting, _foreign_cookie, _forged_session, _remember_me, _no_token_in_session],
     ids=lambda f: f.__name__,
 )
 def test_visits_with_more_to_them_go_to_flask(app, flask_requests, setup):
@@ -254,7 +260,7 @@ def test_visits_with_more_to_them_go_to_flask(app, flask_requests, setup):
     html = answer.get_data(as_text=True)
     if setup is _flash_waiting:
         assert "Bitte beachten" in html
-    if setup is _forged_session:  # Flask starts a new session, and the token is for it
+    if setup in (_forged_session, _no_token_in_session):  # Flask makes the token (and cookie)
         assert session_cookie(answer)
         token = csrf_token_from(html)
         assert csrf_accepted(client, token)
