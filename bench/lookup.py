@@ -43,10 +43,10 @@ and Redis on 127.0.0.1:6379. What it does:
 
 wrk shares the two cores with the servers (as do PostgreSQL and Redis); it does so for the
 baseline and the portal alike, which is why the ratio, not the absolute rate, is the figure.
-Exit status 0 when the page meets both targets for both kinds of visitor, 1 when not, 2 on an
-error, 130 when interrupted. Everything started is stopped, Redis database 10 is flushed and
-the database dropped (unless ``--keep-db``/``--reuse-db``) on every exit, including Ctrl-C and
-failures.
+Exit status 0 when the page meets both targets for both kinds of visitor and no response was
+unexpected, 1 when not, 2 on an error, 130 when interrupted. Everything started is stopped,
+Redis database 10 is flushed and the database dropped (unless ``--keep-db``/``--reuse-db``) on
+every exit, including Ctrl-C and failures.
 """
 
 from __future__ import annotations
@@ -513,7 +513,8 @@ def verdict(runs: list[Run], args: argparse.Namespace) -> tuple[bool, list[str]]
                 f" (targets ≥ {TARGET_RATIO:.0%}, p99 < {TARGET_P99_MS:.0f} ms): "
                 f"{'PASS' if passed else 'FAIL'}"
             )
-        else:
+        else:  # no ratio to meet, but every lookup must still have been answered right
+            ok = ok and errors == 0
             figures += " (the lookup itself: no bar of its own in DESIGN.md §8)"
         lines.append(figures)
         mine_cpu = cpu_per_request(mine)
