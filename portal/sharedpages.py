@@ -164,11 +164,11 @@ class SignedOutPages:
 
     def _reply(self, page: _Page, raw: str | None, environ, start_response):
         app = self.app
-        secret_key, field_name = forms.csrf_settings(app)
+        secret_key, _ = forms.csrf_settings(app)  # read per reply: the key may rotate
         headers = list(page.headers)
         if raw is None:  # a new session, as Flask would save it
             raw = forms.new_raw_token()
-            value = app.session_interface.get_signing_serializer(app).dumps({field_name: raw})
+            value = app.session_interface.get_signing_serializer(app).dumps({self.token_key: raw})
             headers.append(("Set-Cookie", self.cookie_template.replace(TOKEN_SLOT, value)))
         body = page.body.replace(TOKEN_SLOT, forms.sign_token(secret_key, raw)).encode()
         headers.append(("Content-Length", str(len(body))))
