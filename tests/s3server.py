@@ -24,19 +24,35 @@ CREDENTIALS = {
 }
 
 
+def s3_settings(url: str, bucket: str) -> dict:
+    """Portal settings for ``S3Storage`` on ``bucket`` of the S3-compatible server at ``url``."""
+    return {
+        "EVIDENCE_STORAGE": "s3",
+        "S3_BUCKET": bucket,
+        "S3_PREFIX": "evidence/",
+        "S3_ENDPOINT_URL": url,
+        "S3_REGION": CREDENTIALS["AWS_DEFAULT_REGION"],
+        "S3_ADDRESSING_STYLE": "path",
+        "S3_CONNECT_TIMEOUT": 2.0,
+        "S3_READ_TIMEOUT": 10.0,
+    }
+
+
+def moto_command(host: str, port: int) -> list[str]:
+    """The command line of moto's S3-compatible server on ``host``:``port``."""
+    return [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
+
+
 class MotoServer:
     """``python -m moto.server`` on ``host``:``port`` until ``stop()``; ``settings(bucket)``
     are the portal settings that point ``S3Storage`` at one of its buckets."""
 
-    def __init__(self, host: str, port: int, log_path: Path, *, netns: str | None = None):
+    def __init__(self, host: str, port: int, log_path: Path):
         self.host, self.port = host, port
         self.url = f"http://{host}:{port}"
         self.log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        command = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
-        if netns:
-            command = ["ip", "netns", "exec", netns, *command]
         self.proc = subprocess.Popen(
-            command,
+            moto_command(host, port),
             env={**os.environ, **CREDENTIALS},
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -55,16 +71,7 @@ class MotoServer:
 
     def settings(self, bucket: str) -> dict:
         """Portal settings for ``S3Storage`` on ``bucket`` of this server."""
-        return {
-            "EVIDENCE_STORAGE": "s3",
-            "S3_BUCKET": bucket,
-            "S3_PREFIX": "evidence/",
-            "S3_ENDPOINT_URL": self.url,
-            "S3_REGION": CREDENTIALS["AWS_DEFAULT_REGION"],
-            "S3_ADDRESSING_STYLE": "path",
-            "S3_CONNECT_TIMEOUT": 2.0,
-            "S3_READ_TIMEOUT": 10.0,
-        }
+        return s3_settings(self.url, bucket)
 
     def new_bucket(self) -> dict:
         """Create an empty bucket of its own; return the settings for it."""
