@@ -61,6 +61,18 @@ _NUMERIC_SETTINGS = (
     "MONITOR_MIN_ATTEMPTS",
     "MONITOR_BACKLOG_MAX",
     "MONITOR_HEARTBEAT_SECONDS",
+    "S3_CONNECT_TIMEOUT",
+    "S3_READ_TIMEOUT",
+)
+
+# Evidence storage (README "Deployment"): read as strings from the environment.
+_STORAGE_SETTINGS = (
+    "EVIDENCE_STORAGE",
+    "S3_BUCKET",
+    "S3_PREFIX",
+    "S3_ENDPOINT_URL",
+    "S3_REGION",
+    "S3_ADDRESSING_STYLE",
 )
 
 _RATE_LIMIT_SETTINGS = (
@@ -88,6 +100,18 @@ class BaseConfig:
     MAIL_FROM: str | None = None
     PUBLIC_URL = "http://127.0.0.1:8000"  # how links in mail reach the portal
     METRICS_TOKEN: str | None = None  # if set, /metrics wants "Authorization: Bearer <token>"
+
+    # Evidence storage. "local": files under UPLOAD_DIR, readable by one host only (make run).
+    # "s3": an S3-compatible bucket every web and worker host reads; credentials come from
+    # boto3's usual sources (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance role).
+    EVIDENCE_STORAGE = "local"
+    S3_BUCKET: str | None = None
+    S3_PREFIX = "evidence/"  # objects are S3_PREFIX + the storage key
+    S3_ENDPOINT_URL: str | None = None  # unset for AWS; the service's URL for OSS, COS, MinIO…
+    S3_REGION: str | None = None
+    S3_ADDRESSING_STYLE = "auto"  # "path" for MinIO and most self-hosted services
+    S3_CONNECT_TIMEOUT = 3.05
+    S3_READ_TIMEOUT = 30.0
 
     # Babel: Chinese first, English second; times shown in Beijing time.
     BABEL_DEFAULT_LOCALE = "zh_CN"
@@ -198,6 +222,9 @@ class BaseConfig:
         settings["MAX_CONTENT_LENGTH"] = _env_int(
             "MAX_UPLOAD_BYTES", settings["MAX_CONTENT_LENGTH"]
         )
+        for name in _STORAGE_SETTINGS:
+            settings[name] = _env(name, settings[name])
+        _check_storage(settings)
         # Rate limits ("30 per minute;300 per hour") and their storage, likewise.
         for name in _RATE_LIMIT_SETTINGS:
             settings[name] = _env(name, settings[name])
@@ -262,6 +289,17 @@ CONFIGS = {
     "testing": TestingConfig,
     "production": ProductionConfig,
 }
+
+
+def _check_storage(settings: dict) -> None:
+    # A typo here would otherwise show up only at the first upload.
+    from .scans.storage import BACKENDS
+
+    backend = settings["EVIDENCE_STORAGE"]
+    if backend not in BACKENDS:
+        raise RuntimeError(f"EVIDENCE_STORAGE={backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend == "s3" and not settings["S3_BUCKET"]:
+        raise RuntimeError("EVIDENCE_STORAGE=s3 needs S3_BUCKET")
 
 
 def _normalise_db_url(url: str) -> str:

@@ -2,6 +2,7 @@
 
 - ``backup create [--dest DIR] [--manifest-only]``: database dump + evidence files + manifest.
 - ``backup verify PATH``: exit 1 naming every problem.
+- ``backup restore-files PATH [--overwrite]``: the backup's evidence files back into storage.
 - ``data purge [--dry-run] [--months N]``: delete the evidence of long-closed cases.
 - ``data export --email E [--out FILE]``: a customer's own data as a ZIP.
 """
@@ -77,6 +78,25 @@ def backup_verify(path: str) -> None:
         click.echo(f"PROBLEM: {problem}", err=True)
     click.echo(f"backup BROKEN: {len(report.problems)} problem(s) in {report.path}", err=True)
     sys.exit(1)
+
+
+@backup_cli.command("restore-files")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--overwrite", is_flag=True, help="Replace files already in storage.")
+def backup_restore_files(path: str, overwrite: bool) -> None:
+    """Put a backup's evidence files into the configured storage (the local folder or the
+    shared bucket), each checked against the manifest first. Exits 1 on any problem."""
+    from .services import backup
+
+    report = backup.restore_files(path, overwrite=overwrite)
+    click.echo(
+        f"{report.restored} file(s) restored, {report.skipped} already in storage "
+        f"({current_app.config['EVIDENCE_STORAGE']})"
+    )
+    if not report.ok:
+        for problem in report.problems:
+            click.echo(f"PROBLEM: {problem}", err=True)
+        sys.exit(1)
 
 
 @data_cli.command("purge")

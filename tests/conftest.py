@@ -111,8 +111,50 @@ def _empty_all_tables() -> None:
     db.session.commit()
 
 
+STORAGE_BACKENDS = ("local", "s3")
+
+
+def pytest_generate_tests(metafunc):
+    # Tests marked ``storage_backends`` run once per evidence storage backend.
+    if metafunc.definition.get_closest_marker("storage_backends") and (
+        "storage_backend" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("storage_backend", STORAGE_BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_root):
+    """moto's S3-compatible server (a stand-in for the real object store) on a free port."""
+    from tests.s3server import CREDENTIALS, MotoServer
+
+    saved = {name: os.environ.get(name) for name in CREDENTIALS}
+    os.environ.update(CREDENTIALS)  # for boto3 in this process
+    server = MotoServer("127.0.0.1", free_port(), tmp_root / "moto.log")
+    yield server
+    server.stop()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
-def app_factory(database_url, redis_url, tmp_path):
+def storage_backend(request) -> str:
+    """The evidence storage backend of this test: ``local`` unless marked ``storage_backends``."""
+    return getattr(request, "param", "local")
+
+
+@pytest.fixture
+def storage_settings(storage_backend, request) -> dict:
+    """The test app's evidence storage settings: the local folder, or a fresh bucket."""
+    if storage_backend == "s3":
+        return request.getfixturevalue("s3_server").new_bucket()
+    return {"EVIDENCE_STORAGE": "local"}
+
+
+@pytest.fixture
+def app_factory(database_url, redis_url, tmp_path, storage_settings):
     """Build a test app with extra settings; every app shares the suite's database."""
     made = []
 
@@ -121,6 +163,7 @@ def app_factory(database_url, redis_url, tmp_path):
             "SQLALCHEMY_DATABASE_URI": database_url,
             "REDIS_URL": redis_url,
             "UPLOAD_DIR": str(tmp_path / "uploads"),
+            **storage_settings,
         }
         settings.update(overrides)
         app = create_app(settings)

@@ -17,8 +17,11 @@ from sqlalchemy.engine import make_url
 from portal.extensions import db
 from portal.models import AuditEvent, Case, Upload, User
 from portal.ops_cli import backup_cli
+from portal.scans.fingerprints import sha256_hex
 from portal.services import backup, evidence, privacy
 from tests.test_privacy import case_with_evidence
+
+pytestmark = pytest.mark.storage_backends  # each test once on the local folder, once on S3
 
 
 @pytest.fixture
@@ -170,7 +173,7 @@ def test_manifest_only_lists_hashes_without_copies(data, tmp_path):
 def test_missing_and_damaged_source_files_are_warned_about(data, tmp_path):
     upload = db.session.scalars(select(Upload).order_by(Upload.id)).first()
     store = evidence.storage()
-    store.path(upload.storage_key).write_bytes(b"damaged in storage")
+    store.put(upload.storage_key, b"damaged in storage")
     store.delete(upload.preview_key)
     result = backup.create(tmp_path)
     assert result.warnings == [
@@ -246,3 +249,61 @@ def _compare(url: str, tables: dict[str, int]) -> None:
                 assert conn.scalar(text(f'SELECT count(*) FROM "{table}"')) == count, table
     finally:
         engine.dispose()
+
+
+# --------------------------------------------------------------------------- restoring files
+
+
+def test_restore_files_puts_a_backups_files_back_into_storage(data, tmp_path, storage_backend):
+    result = backup.create(tmp_path / "b")
+    assert result.manifest["storage"] == evidence.storage().location
+    assert result.manifest["storage"].startswith("s3://" if storage_backend == "s3" else "file:")
+    store = evidence.storage()
+    files = {e["key"]: e["sha256"] for e in result.manifest["files"]}
+    for key in files:
+        store.delete(key)
+    assert not any(store.exists(k) for k in files)
+
+    report = backup.restore_files(result.path)
+
+    assert report.ok, report.problems
+    assert (report.restored, report.skipped) == (7, 0)
+    for key, digest in files.items():
+        assert sha256_hex(store.read(key)) == digest
+    # Running it again stores nothing twice; --overwrite stores everything again.
+    again = backup.restore_files(result.path)
+    assert (again.restored, again.skipped) == (0, 7)
+    assert backup.restore_files(result.path, overwrite=True).restored == 7
+
+
+def test_restore_files_refuses_a_damaged_copy_and_keeps_what_is_stored(data, tmp_path):
+    result = backup.create(tmp_path / "b")
+    entry = result.manifest["files"][0]
+    store = evidence.storage()
+    store.delete(entry["key"])
+    (result.path / "files" / entry["key"]).write_bytes(b"damaged in the backup")
+
+    report = backup.restore_files(result.path)
+
+    assert report.problems == [
+        f"files: {entry['key']} does not match its manifest entry; not restored"
+    ]
+    assert not store.exists(entry["key"])
+    assert report.restored == 0 and report.skipped == 6
+
+
+def test_restore_files_needs_a_backup_with_files(data, tmp_path, runner):
+    listed = backup.create(tmp_path / "b", include_files=False)
+    assert backup.restore_files(listed.path).problems == [
+        "this backup holds no files (made with --manifest-only)"
+    ]
+    assert not backup.restore_files(tmp_path).ok  # no manifest at all
+    made = backup.create(tmp_path / "c")
+    store = evidence.storage()
+    for entry in made.manifest["files"]:
+        store.delete(entry["key"])
+    done = runner.invoke(args=["backup", "restore-files", str(made.path)])
+    assert done.exit_code == 0, done.output
+    assert done.output.startswith("7 file(s) restored, 0 already in storage")
+    broken = runner.invoke(args=["backup", "restore-files", str(listed.path)])
+    assert broken.exit_code == 1 and "PROBLEM: this backup holds no files" in broken.output

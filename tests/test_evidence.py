@@ -17,6 +17,8 @@ from tests.conftest import AuthActions, csrf_token_from
 from tests.scans.corpus import InvoiceSample, encode, invoice_page
 from tests.test_delivery import run_workers
 
+pytestmark = pytest.mark.storage_backends  # each test once on the local folder, once on S3
+
 SAMPLE = InvoiceSample(
     title="北京增值税电子普通发票",
     type_code="10",
@@ -141,6 +143,63 @@ def test_files_are_served_only_to_their_owner_and_staff(
     assert staff.client.get(f"/evidence/{upload_id}/preview").status_code == 200
     page = staff.client.get(f"/staff/cases/{customer_case}").get_data(as_text=True)
     assert f"/evidence/{upload_id}/preview" in page
+
+
+def test_files_are_served_whole_with_their_type_size_and_name(
+    app, client, customer_case, invoice_png
+):
+    upload(client, customer_case, "发票.png", invoice_png)
+    with app.app_context():
+        run_workers()
+        row = db.session.scalar(select(Upload))
+        preview = evidence.storage().read(row.preview_key)
+    original = client.get(f"/evidence/{row.id}/original")
+    assert original.data == invoice_png and original.mimetype == "image/png"
+    assert original.headers["Content-Length"] == str(len(invoice_png))
+    assert original.headers["Content-Disposition"] == (
+        "attachment; filename=\"__.png\"; filename*=UTF-8''%E5%8F%91%E7%A5%A8.png"
+    )
+    assert original.headers["Cache-Control"] == "private, max-age=3600"
+    shown = client.get(f"/evidence/{row.id}/preview")
+    assert shown.data == preview and shown.headers["Content-Length"] == str(len(preview))
+    kind = "png" if preview.startswith(b"\x89PNG") else "jpeg"
+    assert shown.mimetype == f"image/{kind}"
+    assert f'filename="preview-{row.id}.' in shown.headers["Content-Disposition"]
+
+
+def test_a_large_original_is_streamed_never_held_whole_in_memory(app, client, customer_case):
+    import tracemalloc
+
+    from portal.scans.fingerprints import sha256_hex
+
+    big = b"%PDF-1.7\n" + bytes(range(256)) * (16 * 4096)  # a 16 MB "PDF"
+    with app.app_context():
+        case = db.session.scalar(select(Case))
+        row = evidence.add_upload(case, case.customer, "big.pdf", big)
+        upload_id = row.id
+    del row
+    tracemalloc.start()
+    try:
+        response = client.get(f"/evidence/{upload_id}/original", buffered=False)
+        digest, size = __import__("hashlib").sha256(), 0
+        for chunk in response.iter_encoded():
+            digest.update(chunk)
+            size += len(chunk)
+        response.close()
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert response.status_code == 200 and response.headers["Content-Length"] == str(len(big))
+    assert (size, digest.hexdigest()) == (len(big), sha256_hex(big))
+    assert peak < 4 * 1024 * 1024, f"{peak} bytes held while serving a {len(big)}-byte file"
+
+
+def test_a_file_missing_from_storage_is_a_404_not_an_error(app, client, customer_case, invoice_png):
+    upload(client, customer_case, "发票.png", invoice_png)
+    with app.app_context():
+        row = db.session.scalar(select(Upload))
+        evidence.storage().delete(row.storage_key)
+    assert client.get(f"/evidence/{row.id}/original").status_code == 404
 
 
 def test_the_same_file_on_another_case_is_flagged(app, client, customer_case, invoice_png):

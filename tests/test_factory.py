@@ -193,3 +193,30 @@ def test_async_functions_are_left_to_flask(app):
     with pytest.raises(RuntimeError, match="async"):  # Flask's answer without its async extra
         app.ensure_sync(_coroutine_view)
     assert _coroutine_view not in app._plain_callables
+
+
+def test_evidence_storage_is_read_from_the_environment(monkeypatch):
+    assert load_config("development")["EVIDENCE_STORAGE"] == "local"
+    monkeypatch.setenv("EVIDENCE_STORAGE", "s3")
+    monkeypatch.setenv("S3_BUCKET", "portal-evidence")
+    monkeypatch.setenv("S3_ENDPOINT_URL", "https://oss-cn-beijing.aliyuncs.com")
+    monkeypatch.setenv("S3_READ_TIMEOUT", "12.5")
+    settings = load_config("development")
+    assert (settings["EVIDENCE_STORAGE"], settings["S3_BUCKET"]) == ("s3", "portal-evidence")
+    assert settings["S3_ENDPOINT_URL"] == "https://oss-cn-beijing.aliyuncs.com"
+    assert settings["S3_READ_TIMEOUT"] == 12.5 and settings["S3_PREFIX"] == "evidence/"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"EVIDENCE_STORAGE": "nfs"}, "EVIDENCE_STORAGE='nfs': choose one of local, s3"),
+        ({"EVIDENCE_STORAGE": "s3"}, "EVIDENCE_STORAGE=s3 needs S3_BUCKET"),
+    ],
+)
+def test_a_storage_setting_that_cannot_work_stops_the_start(monkeypatch, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(RuntimeError) as refused:
+        load_config("development")
+    assert str(refused.value) == message

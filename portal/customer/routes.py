@@ -277,7 +277,10 @@ def evidence_file(upload_id: int, variant: str):
     served = evidence.file_for(upload, variant) if upload is not None else None
     if served is None:
         abort(404)  # someone else's file looks exactly like a missing one
-    response = Response(served.data, mimetype=served.media_type)
+    # Streamed from storage (local folder or the shared bucket), never read whole.
+    response = Response(served.chunks(), mimetype=served.media_type, direct_passthrough=True)
+    response.content_length = served.size
+    response.call_on_close(served.stream.close)
     # Never rendered as a page of ours: always an attachment, never sniffed, sandboxed.
     response.headers["Content-Disposition"] = _attachment(served.download_name)
     response.headers["X-Content-Type-Options"] = "nosniff"

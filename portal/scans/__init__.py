@@ -7,7 +7,8 @@ No Flask and no database here: services and jobs call these functions with bytes
 - ``limits``: ``ScanLimits`` (size, pixels, pages, archives, XML, OCR policy), ``OcrPolicy``.
 - ``errors``: ``EvidenceRefused`` with a stable ``code`` and ``message(locale)``.
 - ``sniff``: ``sniff(head, filename) -> FileKind``, ``safe_filename(name)``.
-- ``storage``: ``EvidenceStorage`` protocol, ``LocalStorage(root)``, ``StoredFile``.
+- ``storage``: ``EvidenceStorage`` protocol, ``LocalStorage(root)``, ``StoredFile``,
+  ``open_storage(settings)``; ``storage_s3``: ``S3Storage`` (the bucket every host shares).
 - ``images``: ``normalise(data) -> NormalisedImage`` (upright, re-encoded, metadata stripped).
 - ``fingerprints``: ``sha256_hex``, ``perceptual_hash``, ``hamming_distance``,
   ``is_near_duplicate``.

@@ -32,6 +32,9 @@ Public API:
 - ``create(dest_dir, now=None, *, include_files=True) -> BackupResult``
 - ``VerifyReport(path, problems, notes, files_checked, dialect)`` with ``ok``
 - ``verify(path) -> VerifyReport``
+- ``RestoreReport(path, restored, skipped, problems)`` with ``ok``
+- ``restore_files(path, overwrite=False) -> RestoreReport``: the backup's evidence files put
+  back into the configured storage (local folder or shared bucket), each checked first.
 """
 
 from __future__ import annotations
@@ -101,10 +104,15 @@ class VerifyReport:
 
 def _hash_file(source: Path, copy_to: Path | None = None) -> tuple[str, int]:
     """SHA-256 and size of ``source``, copying it to ``copy_to`` on the way if given."""
+    with source.open("rb") as reader:
+        return _hash_stream(reader, copy_to)
+
+
+def _hash_stream(reader, copy_to: Path | None = None) -> tuple[str, int]:
+    """SHA-256 and size of what ``reader`` holds, read in chunks (copied to ``copy_to``)."""
     digest = hashlib.sha256()
     size = 0
     with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(source.open("rb"))
         writer = None
         if copy_to is not None:
             copy_to.parent.mkdir(parents=True, exist_ok=True)
@@ -358,13 +366,15 @@ def _files(uploads: list[dict], work: Path, include_files: bool) -> tuple[list, 
             if not is_valid_key(key):
                 warnings.append(f"upload {upload['id']}: {role} key {key!r} is not a storage key")
                 continue
-            source = store.path(key)
-            if not source.is_file():
+            try:
+                source = store.open(key)
+            except FileNotFoundError:
                 missing.append({"key": key, "upload_id": upload["id"], "role": role})
                 warnings.append(f"upload {upload['id']}: {role} file {key} is missing")
                 continue
             copy_to = work / FILES_DIR / key if include_files else None
-            digest, size = _hash_file(source, copy_to)
+            with source:
+                digest, size = _hash_stream(source, copy_to)
             entries.append(
                 {
                     "key": key,
@@ -392,6 +402,7 @@ def create(dest_dir, now: datetime | None = None, *, include_files: bool = True)
     """
     from .evidence import storage
 
+    store = storage()
     now = now or utcnow()
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
@@ -416,7 +427,8 @@ def create(dest_dir, now: datetime | None = None, *, include_files: bool = True)
             "portal_version": _portal_version(),
             "database": database,
             "tables": tables,
-            "upload_dir": str(storage().root),
+            "storage": store.location,
+            "upload_dir": str(store.root) if hasattr(store, "root") else None,
             "files_included": include_files,
             "files": entries,
             "missing_files": missing,
@@ -606,4 +618,73 @@ def verify(path) -> VerifyReport:
     _check_files(root, manifest, report)
     for warning in manifest.get("warnings") or []:
         report.notes.append(f"at creation: {warning}")
+    return report
+
+
+# --------------------------------------------------------------------------- restore files
+
+
+@dataclass
+class RestoreReport:
+    """What :func:`restore_files` did: files stored, files already there, and problems."""
+
+    path: Path
+    restored: int = 0
+    skipped: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every file of the backup is now in storage."""
+        return not self.problems
+
+
+def restore_files(path, *, overwrite: bool = False) -> RestoreReport:
+    """Put the evidence files of the backup at ``path`` back into this app's storage.
+
+    Works the same for the local folder and the shared bucket (so no ``cp`` or bucket tool is
+    needed). Each file is hashed first and stored only if it matches its manifest entry; a
+    file already in storage under its key is left alone unless ``overwrite``. Run it after
+    restoring the database, with the portal stopped; running it again stores nothing twice.
+    """
+    from .evidence import storage
+
+    root = Path(path)
+    if root.is_file() and root.name == MANIFEST:
+        root = root.parent
+    report = RestoreReport(path=root)
+    try:
+        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        report.problems.append(f"{root / MANIFEST}: not a readable backup manifest ({error})")
+        return report
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        report.problems.append(f"manifest.json is not a format-{FORMAT} portal backup manifest")
+        return report
+    if not manifest.get("files_included", True):
+        report.problems.append("this backup holds no files (made with --manifest-only)")
+        return report
+    store = storage()
+    for entry in manifest.get("files") or []:
+        key = entry.get("key")
+        if not is_valid_key(key):
+            report.problems.append(f"files: manifest entry {key!r} is not a storage key")
+            continue
+        copy = root / FILES_DIR / key
+        if not copy.is_file():
+            report.problems.append(f"files: {key} is missing from the backup")
+            continue
+        if _hash_file(copy) != (entry.get("sha256"), entry.get("size")):
+            report.problems.append(f"files: {key} does not match its manifest entry; not restored")
+            continue
+        if not overwrite and store.exists(key):
+            report.skipped += 1
+            continue
+        with copy.open("rb") as source:
+            stored = store.put(key, source)
+        if stored.sha256 != entry.get("sha256"):  # the file changed while it was being read
+            store.delete(key)
+            report.problems.append(f"files: {key} changed while it was restored; not restored")
+            continue
+        report.restored += 1
     return report

@@ -29,7 +29,7 @@ from ..scans.extract import extract
 from ..scans.fingerprints import is_near_duplicate
 from ..scans.limits import ScanLimits
 from ..scans.sniff import HEAD_BYTES, safe_filename, sniff
-from ..scans.storage import LocalStorage
+from ..scans.storage import EvidenceStorage, StoredStream, open_storage
 from . import audit
 from .errors import ServiceError
 
@@ -38,12 +38,27 @@ _PLANNED = "portal.evidence.planned"
 EXTRACT_JOB = "workers.scans.extract_upload"
 
 
-def storage() -> LocalStorage:
-    """The evidence store configured for this app (files under ``UPLOAD_DIR``)."""
+_STORAGE_SETTINGS = (
+    "EVIDENCE_STORAGE",
+    "UPLOAD_DIR",
+    "S3_BUCKET",
+    "S3_PREFIX",
+    "S3_ENDPOINT_URL",
+    "S3_REGION",
+    "S3_ADDRESSING_STYLE",
+    "S3_CONNECT_TIMEOUT",
+    "S3_READ_TIMEOUT",
+)
+
+
+def storage() -> EvidenceStorage:
+    """The evidence store configured for this app (``EVIDENCE_STORAGE``: the local folder
+    ``UPLOAD_DIR``, or the S3-compatible bucket every host shares), made once per process."""
     state = current_app.extensions.setdefault("portal.storage", {})
-    root = current_app.config["UPLOAD_DIR"]
-    if state.get("root") != root:
-        state["store"], state["root"] = LocalStorage(root), root
+    config = current_app.config
+    settings = tuple(config.get(name) for name in _STORAGE_SETTINGS)
+    if state.get("settings") != settings:
+        state["store"], state["settings"] = open_storage(config), settings
     return state["store"]
 
 
@@ -213,11 +228,20 @@ def sweep(grace_seconds: int = 120) -> int:
 
 @dataclass(frozen=True)
 class Served:
-    """A file to send: its bytes, media type and the download name."""
+    """A file to send, streamed: the open stored file (closed by whoever sends it, e.g. with
+    ``response.call_on_close``), its size in bytes, media type and download name."""
 
-    data: bytes
+    stream: StoredStream
+    size: int
     media_type: str
     download_name: str
+    head: bytes = b""  # the first bytes, already read from the stream to tell its type
+
+    def chunks(self):
+        """The file's bytes, in pieces, never all at once."""
+        if self.head:
+            yield self.head
+        yield from self.stream.chunks()
 
 
 def upload_for(user: User, upload_id: int) -> Upload | None:
@@ -231,8 +255,9 @@ def upload_for(user: User, upload_id: int) -> Upload | None:
 
 
 def file_for(upload: Upload, variant: str) -> Served | None:
-    """The original (download only), the re-encoded preview or the thumbnail; None once the
-    evidence was purged under the retention policy."""
+    """The original (download only), the re-encoded preview or the thumbnail, opened for
+    streaming; None once the evidence was purged under the retention policy (or when its file
+    is missing from storage, which is logged)."""
     from .privacy import is_purged
 
     if is_purged(upload):
@@ -244,12 +269,17 @@ def file_for(upload: Upload, variant: str) -> Served | None:
     }.get(variant)
     if not key:
         return None
-    data = storage().read(key)
+    try:
+        stream = storage().open(key)
+    except FileNotFoundError:
+        log.warning("the %s file of upload %s is missing from storage", variant, upload.id)
+        return None
     if variant == "original":
-        return Served(data, upload.media_type, upload.original_name)
-    media = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
+        return Served(stream, stream.size, upload.media_type, upload.original_name)
+    head = stream.read(8)
+    media = "image/png" if head == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
     extension = ".png" if media == "image/png" else ".jpg"
-    return Served(data, media, f"{variant}-{upload.id}{extension}")
+    return Served(stream, stream.size, media, f"{variant}-{upload.id}{extension}", head)
 
 
 def confirm_fields(case: Case, customer: User, values: dict[str, str]) -> None:

@@ -196,11 +196,12 @@ def _candidates(cutoff: datetime, after_id: int, limit: int) -> list[Upload]:
     ).all()
 
 
-def _size(store, key: str) -> int:
+def _size(store, key: str) -> int | None:
+    # One call to storage per file (a HEAD request on the shared bucket): size, or absent.
     try:
-        return store.path(key).stat().st_size
-    except (FileNotFoundError, AttributeError):
-        return 0
+        return store.size(key)
+    except FileNotFoundError:
+        return None
 
 
 def _keys(upload: Upload) -> tuple[str, ...]:
@@ -241,14 +242,14 @@ def purge_evidence(
         changes = []
         for upload in due:
             keys = _keys(upload)
-            present = [k for k in keys if store.exists(k)]
+            sizes = [size for size in (_size(store, k) for k in keys) if size is not None]
             handled.append(
                 PurgedUpload(
                     upload_id=upload.id,
                     case_reference=upload.case.reference,
                     keys=keys,
-                    present=len(present),
-                    bytes=sum(_size(store, k) for k in present),
+                    present=len(sizes),
+                    bytes=sum(sizes),
                 )
             )
             if dry_run:
@@ -270,7 +271,7 @@ def purge_evidence(
                 "case": upload.case.reference,
                 "purged_at": stamp,
                 "retention_months": months,
-                "files_deleted": len(present),
+                "files_deleted": len(sizes),
             }
             changes.append(("upload.purged", "upload", upload.id, before, after))
         report.uploads.extend(handled)
@@ -425,16 +426,20 @@ def write_customer_data(
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for case in own_cases:
             for upload in case.uploads:
-                if is_purged(upload) or not store.exists(upload.storage_key):
-                    files[upload.id] = None
-                    if not is_purged(upload):
+                source = None
+                if not is_purged(upload):
+                    try:
+                        source = store.open(upload.storage_key)
+                    except FileNotFoundError:
                         missing += 1
                         log.warning("evidence file of upload %s is missing", upload.id)
+                if source is None:
+                    files[upload.id] = None
                     continue
                 name = f"evidence/{case.reference}/{upload.id}-{_zip_name(upload.original_name)}"
                 info = zipfile.ZipInfo(name, date_time=stamp)
                 info.compress_type = zipfile.ZIP_STORED  # photos and PDFs are compressed already
-                with store.open(upload.storage_key) as source, archive.open(info, "w") as target:
+                with source, archive.open(info, "w") as target:
                     while chunk := source.read(_CHUNK):
                         target.write(chunk)
                         total_bytes += len(chunk)
