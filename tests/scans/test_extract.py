@@ -85,7 +85,7 @@ def test_a_pdf_is_read_exactly_and_previewed_as_png():
     assert extraction.values() == ALL_LEGACY_FIELDS
     by_name = {field.name: field for field in extraction.fields}
     assert by_name["number"].source is FieldSource.QR
-    assert by_name["buyer_tax_id"].source is FieldSource.PDF
+    assert by_name["buyer_tax_id"].source is FieldSource.TEXT
     assert all(field.confidence == 1.0 for field in extraction.fields)
     assert check_codes(extraction) == {"beijing": True, "totals": True, "buyer_tax_id": True}
     assert extraction.all_checks_pass
@@ -110,7 +110,7 @@ def test_an_ofd_is_read_from_its_custom_datas():
     assert extraction.value("number") == sample.number
     assert extraction.value("kind") == "digital_ordinary"
     assert extraction.field("kind").source is FieldSource.QR
-    assert extraction.field("tax").source is FieldSource.OFD
+    assert extraction.field("tax").source is FieldSource.XML
     assert extraction.all_checks_pass
     assert extraction.preview is None and extraction.perceptual_hash is None
 
@@ -190,9 +190,13 @@ def test_the_result_serialises_to_json(phone_jpeg, no_ocr):
         "where": "downscaled",
         "error": None,
     }
-    assert {"name": "number", "value": LEGACY.number, "source": "qr", "confidence": 1.0} in (
-        stored["fields"]
-    )
+    assert {
+        "name": "number",
+        "value": LEGACY.number,
+        "source": "qr",
+        "where": "downscaled",
+        "confidence": 1.0,
+    } in (stored["fields"])
     assert stored["checks"][0]["message"]["en"] == "The invoice was issued in Beijing."
 
 
