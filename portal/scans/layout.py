@@ -18,6 +18,8 @@ Public API:
   ``seller_tax_id``, ``seller_name``; only values of the right shape.
 - ``words_from_lines(lines) -> list[Word]``: text lines without positions (one line a row, one
   character a column), for readers that only have text.
+- ``fields_from_text(lines) -> dict[str, TextField]``: the same for text lines without
+  positions (strings or ``(text, confidence)`` pairs, top to bottom).
 - ``text_lines(words) -> list[str]``: the words as lines of text (NFKC, top to bottom, wide gaps
   shown as `` | ``), for logs and tests.
 """
@@ -192,6 +194,11 @@ def words_from_lines(lines: Iterable[str | tuple[str, float]]) -> list[Word]:
             if not character.isspace():
                 words.append(Word(character, column, row * 2.0, column + 1, row * 2.0 + 1, score))
     return words
+
+
+def fields_from_text(lines: Iterable[str | tuple[str, float]]) -> dict[str, TextField]:
+    """Return the invoice fields in text lines that came without positions."""
+    return fields_from_words(words_from_lines(lines))
 
 
 def text_lines(words: Iterable[Word]) -> list[str]:

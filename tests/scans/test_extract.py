@@ -18,7 +18,7 @@ from portal.scans import (
     is_near_duplicate,
     sha256_hex,
 )
-from portal.scans.ocr import OcrLine
+from portal.scans.layout import words_from_lines
 from tests.scans import corpus
 
 LEGACY = corpus.BEIJING_E_ORDINARY
@@ -147,13 +147,13 @@ def test_ocr_always_completes_the_qr_fields_and_the_qr_wins_disagreements(small_
         ("发票号码：12345679", 0.93),
         ("合计 ¥100.00 ¥13.00", 0.91),
         ("价税合计（小写）¥113.00", 0.9),
-        ("纳税人识别号：911101017967003199", 0.88),
+        ("购买方 纳税人识别号：911101017967003199", 0.88),
     ]
     # The package re-exports the function ``extract``, which hides the module of that name.
     monkeypatch.setattr(
         importlib.import_module("portal.scans.extract"),
-        "read_text",
-        lambda image: [OcrLine(text, score, ((0, 0),) * 4) for text, score in printed],
+        "read_invoice_words",
+        lambda image: words_from_lines(printed),
     )
     extraction = extract(
         corpus.encode(small_page, "JPEG"), "a.jpg", ScanLimits(ocr=OcrPolicy.ALWAYS)
