@@ -68,6 +68,7 @@ _TAX_ID_LABEL = re.compile(
     r"|纳\s*税\s*人\s*识\s*别\s*号|识\s*别\s*号"
 )
 _NAME_LABEL = re.compile(rf"名{_S}称|(?<![\u4e00-\u9fff])称(?=\s*:)")
+_NAME_VALUE = re.compile(r"[^|]+")
 _NAME_END = re.compile(r"\s{2,}|纳税人识别号|统一社会信用代码|地\s*址|开户行|电\s*话|购买方|销售方")
 _UNLABELLED_CODE = re.compile(r"(?<![\d.])(\d{12}|\d{10})(?![\d.])")
 _NOT_A_CODE_BEFORE = re.compile(r"(编号|单号|账号|识别号|电话|代码|号码)[\s|:]*$")
@@ -453,15 +454,13 @@ def _party_value(line: _Line, match: re.Match[str], kind: str, pattern, gap: flo
         if hit is None:
             return None
         return TextField(hit[1], line.score(*hit.span(1)))
-    start = match.end()
-    while start < len(line.text) and line.text[start] in " :":
-        start += 1
-    end = line.text.find("|", start)
-    end = len(line.text) if end < 0 else end
-    name = _NAME_END.split(line.text[start:end], maxsplit=1)[0].strip(" :;,")
-    if len(name) < 2 or (start < len(line.text) and line.text[start] == "|"):
+    hit = _value_after(line, match.end(), _NAME_VALUE, gap)
+    if hit is None:
         return None
-    return TextField(name, line.score(start, start + len(name)))
+    name = _NAME_END.split(hit[0], maxsplit=1)[0].strip(" :;,")
+    if len(name) < 2 or _TAX_ID_LABEL.match(name) or _NAME_LABEL.match(name):
+        return None
+    return TextField(name, line.score(hit.start(), hit.start() + len(name)))
 
 
 def _named_party(line: _Line, match: re.Match[str]) -> str | None:

@@ -24,6 +24,7 @@ import io
 import logging
 import math
 import re
+from collections import Counter
 
 import pypdf
 import pypdfium2
@@ -139,55 +140,48 @@ def _text_fields(data: bytes, pages: int) -> tuple[dict, tuple[str, ...]]:
 
 
 def page_words(page: pypdfium2.PdfPage) -> list[Word]:
-    """The page's glyphs with their boxes, in the orientation the page is shown (``/Rotate``),
-    y growing downwards. Whitespace glyphs are left out: gaps are measured, not spelled."""
+    """The page's glyphs with their boxes, turned so that its text runs left to right (y
+    growing downwards), whatever ``/Rotate`` or a rotated content matrix did. Whitespace glyphs
+    are left out (gaps are measured, not spelled), and so are glyphs at another angle than the
+    page's text: the seal stamped over the header."""
     textpage = page.get_textpage()
     try:
-        width, height = page.get_width(), page.get_height()
-        rotation = page.get_rotation() % 360
-        if rotation in (90, 270):
-            width, height = height, width  # get_width/height give the shown size
-        words = []
+        glyphs = []
         for index in range(min(textpage.count_chars(), _MAX_GLYPHS)):
             text = textpage.get_text_range(index, 1)
-            if not text or text.isspace() or _turned(textpage, index):
+            if not text or text.isspace():
                 continue
             left, bottom, right, top = textpage.get_charbox(index, loose=True)
             if right <= left or top <= bottom:
                 continue
-            words.append(_shown(text, left, bottom, right, top, width, height, rotation))
-        return words
+            angle = pypdfium2.raw.FPDFText_GetCharAngle(textpage.raw, index) % math.tau
+            glyphs.append((text, left, bottom, right, top, angle))
     finally:
         textpage.close()
+    if not glyphs:
+        return []
+    # The text's own direction, to a quarter turn: most glyphs share it.
+    quarters = Counter(round(angle / (math.pi / 2)) % 4 for *_, angle in glyphs)
+    quarter = quarters.most_common(1)[0][0]
+    upright = quarter * math.pi / 2
+    words = []
+    # PDFium measures the angle clockwise: text at 3/4 of a turn runs up the page, and one
+    # quarter turn clockwise brings it back to left-to-right.
+    turns = (4 - quarter) % 4
+    for text, left, bottom, right, top, angle in glyphs:
+        off = abs((angle - upright + math.pi) % math.tau - math.pi)
+        if off <= _MAX_GLYPH_ANGLE:
+            words.append(_turned_word(text, (left, bottom, right, top), turns))
+    return words
 
 
-def _turned(textpage: pypdfium2.PdfTextPage, index: int) -> bool:
-    """True for a glyph drawn at an angle: the seal stamped over the header, not a field."""
-    angle = pypdfium2.raw.FPDFText_GetCharAngle(textpage.raw, index) % math.tau
-    return min(angle, math.tau - angle) > _MAX_GLYPH_ANGLE
-
-
-def _shown(
-    text: str,
-    left: float,
-    bottom: float,
-    right: float,
-    top: float,
-    width: float,
-    height: float,
-    rotation: int,
-) -> Word:
-    """A glyph box in PDF space (y up, unrotated ``width`` × ``height``) as it is shown."""
+def _turned_word(text: str, box: tuple[float, float, float, float], turns: int) -> Word:
+    """A glyph box in PDF space (y up) turned ``turns`` quarter turns clockwise, y down."""
+    left, bottom, right, top = box
     corners = [(left, bottom), (right, top)]
-    if rotation == 90:
-        shown = [(y, x) for x, y in corners]
-    elif rotation == 180:
-        shown = [(width - x, y) for x, y in corners]
-    elif rotation == 270:
-        shown = [(height - y, width - x) for x, y in corners]
-    else:
-        shown = [(x, height - y) for x, y in corners]
-    xs, ys = [x for x, _ in shown], [y for _, y in shown]
+    for _ in range(turns):  # one quarter turn clockwise: (x, y) -> (y, -x)
+        corners = [(y, -x) for x, y in corners]
+    xs, ys = [x for x, _ in corners], [-y for _, y in corners]
     return Word(text, min(xs), min(ys), max(xs), max(ys))
 
 
