@@ -314,3 +314,13 @@ def read_for_lookup(filename: str | None, data: bytes) -> dict[str, str]:
     if len(check) >= 6:
         found["check_code_last6"] = check[-6:]
     return found
+
+
+def read_evidence(filename: str | None, data: bytes):
+    """Read an invoice file for a machine client (``POST /api/v1/evidence:read``), without
+    storing it: the same limits and refusals as an upload, the OCR fallback as configured.
+
+    Returns the ``Extraction`` (its fields with their provenance, the conflicts, the checks,
+    ``readable``); raises EvidenceRefused.
+    """
+    return extract(data, filename, limits())
