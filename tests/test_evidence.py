@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import LANG_COOKIE
 from portal.models import Case, Upload, User
 from portal.queue import redis_connection
 from portal.services import cases, evidence, review
@@ -219,7 +220,7 @@ def test_the_review_comparison_says_where_each_value_was_read(
         with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
             rows = {r.field: r for r in review.comparison(case, None)}
             assert rows["number"].extracted_source == "二维码 · 100%"
-    with app.test_request_context(headers={"Accept-Language": "en"}):
+    with app.test_request_context(headers={"Cookie": f"{LANG_COOKIE}=en"}):
         assert evidence.source_label("text", "pdf-text", 1.0) == (
             "printed text (PDF text layer) · 100%"
         )
