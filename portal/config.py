@@ -83,6 +83,7 @@ _RATE_LIMIT_SETTINGS = (
     "RATELIMIT_LOOKUP_USER",
     "RATELIMIT_CASE_CREATE",
     "RATELIMIT_UPLOAD",
+    "RATELIMIT_EVIDENCE_READ",  # issue 18
 )
 
 
@@ -156,6 +157,8 @@ class BaseConfig:
     RATELIMIT_LOOKUP_USER = "60 per hour"
     RATELIMIT_CASE_CREATE = "10 per hour"
     RATELIMIT_UPLOAD = "30 per hour"
+    # Issue 18: POST /api/v1/evidence:read, per token (a read can cost an OCR pass, ~1 s of CPU).
+    RATELIMIT_EVIDENCE_READ = "20 per minute;500 per day"
     SLA_FIRST_RESPONSE_HOURS = 4  # business hours (default for every channel and priority)
     SLA_RESOLUTION_DAYS = 2  # business days
     # Per "channel" or "channel:priority": {"first_response_hours": h, "resolution_days": d}.

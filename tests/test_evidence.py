@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
+from portal.i18n import LANG_COOKIE
 from portal.models import Case, Upload, User
 from portal.queue import redis_connection
 from portal.services import cases, evidence, review
@@ -266,3 +267,37 @@ def test_the_lookup_form_is_filled_from_a_photo_and_nothing_is_kept(app, client,
     assert refused.status_code == 200 and 'class="flash flash-error"' in refused.get_data(
         as_text=True
     )
+
+
+def test_the_review_comparison_says_where_each_value_was_read(
+    app, client, customer_case, invoice_png
+):
+    upload(client, customer_case, "发票.png", invoice_png)
+    with app.app_context():
+        run_workers()
+        case = db.session.scalar(select(Case))
+        with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+            rows = {r.field: r for r in review.comparison(case, None)}
+            assert rows["number"].extracted_source == "二维码 · 100%"
+    with app.test_request_context(headers={"Cookie": f"{LANG_COOKIE}=en"}):
+        assert evidence.source_label("text", "pdf-text", 1.0) == (
+            "printed text (PDF text layer) · 100%"
+        )
+        assert evidence.source_label("ocr", "ocr", 0.873) == "OCR · 87%"
+
+
+def test_a_file_nothing_could_be_read_from_asks_the_customer_to_type_the_fields(
+    app, client, customer_case
+):
+    from tests.scans import layouts
+
+    blank = layouts.pdf([layouts.Piece(40, 40, "收据")])
+    upload(client, customer_case, "收据.pdf", blank)
+    with app.app_context():
+        run_workers()
+        row = db.session.scalar(select(Upload))
+        assert row.state == "extracted" and row.extracted["readable"] is False
+        assert row.storage_key  # the file is kept for the reviewer
+    page = client.get(f"/cases/{customer_case}").get_data(as_text=True)
+    assert "我们无法读取这个文件，请在下方手动填写发票信息" in page
+    assert 'name="number"' in page  # the form to type them into

@@ -101,6 +101,96 @@ LOOKUP_OUT = {
     },
 }
 
+_SOURCE = {
+    "type": "string",
+    "enum": ["qr", "xml", "text", "ocr"],
+    "description": "qr: the invoice's QR code; xml: data the invoicing system wrote (数电票 XML, "
+    "an OFD's attached invoice XML or CustomDatas); text: a PDF or OFD text layer, by position; "
+    "ocr: recognised from a picture",
+}
+_WHERE = {
+    "type": "string",
+    "description": "the part read: pdf-text, pdf-image, pdf-page, ofd-attachment, "
+    "ofd-customdata, ofd-page, ofd-image, ofd-xml, xml, ocr, or the pass that found the QR code "
+    "(downscaled, display, full)",
+}
+
+EVIDENCE_READ = {
+    "type": "object",
+    "required": ["readable", "kind", "media_type", "fields", "conflicts", "checks", "qr"],
+    "properties": {
+        "readable": {
+            "type": "boolean",
+            "description": "false: nothing identifies the invoice; ask the person to type the "
+            "fields (`message` says so)",
+        },
+        "message": {"type": "string"},
+        "kind": {"type": "string", "enum": ["jpeg", "png", "webp", "heic", "pdf", "ofd", "xml"]},
+        "media_type": {"type": "string"},
+        "pages": {"type": "integer"},
+        "fields": {
+            "type": "object",
+            "description": "by field name (code, number, kind, issue_date, amount, tax, total, "
+            "check_code, buyer_tax_id, buyer_name, seller_tax_id, seller_name); a field not "
+            "read is absent (an individual buyer has no buyer_tax_id)",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["value", "source", "where", "confidence"],
+                "properties": {
+                    "value": {"type": "string"},
+                    "source": _SOURCE,
+                    "where": _WHERE,
+                    "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+            },
+        },
+        "conflicts": {
+            "type": "array",
+            "description": "fields the sources disagree on: every value read, the chosen first",
+            "items": {
+                "type": "object",
+                "required": ["field", "values"],
+                "properties": {
+                    "field": {"type": "string"},
+                    "values": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "value": {"type": "string"},
+                                "source": _SOURCE,
+                                "where": _WHERE,
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "checks": {
+            "type": "array",
+            "description": "codes: found, identity, beijing, qr, totals (amount + tax = total), "
+            "buyer_tax_id, sources_agree",
+            "items": {
+                "type": "object",
+                "required": ["code", "ok", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "ok": {"type": "boolean"},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+        "qr": {
+            "type": ["object", "null"],
+            "properties": {
+                "text": {"type": "string"},
+                "ok": {"type": "boolean"},
+                "where": {"type": "string"},
+            },
+        },
+    },
+}
+
 ERROR = {
     "type": "object",
     "properties": {
@@ -118,6 +208,13 @@ ERROR = {
                     },
                 },
                 "differences": {"type": "array", "items": {"type": "string"}},
+                "refusal": {
+                    "type": "object",
+                    "description": "why a file was refused (evidence:read): empty, too_large, "
+                    "unsupported_type, extension_mismatch, active_content, corrupt, "
+                    "too_many_pixels, xml_entities, encrypted, archive_too_large, not_ofd",
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                },
             },
         }
     },
@@ -140,8 +237,9 @@ def openapi_document() -> dict:
             "title": "Invoice Re-entry Portal API (发票补录服务平台)",
             "version": "1.0.0",
             "description": "Machine clients: the billing system pushes issued invoices; apps "
-            "look invoices up. Authenticate with `Authorization: Bearer <token>` "
-            "(`flask users token`). Messages follow Accept-Language (zh_CN, en).",
+            "look invoices up and read invoice files into fields. Authenticate with "
+            "`Authorization: Bearer <token>` (`flask users token`). Messages follow "
+            "Accept-Language (zh_CN, en).",
         },
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
@@ -153,6 +251,7 @@ def openapi_document() -> dict:
                 "Error": ERROR,
                 "LookupIn": LOOKUP_IN,
                 "LookupOut": LOOKUP_OUT,
+                "EvidenceRead": EVIDENCE_READ,
             },
         },
         "paths": {
@@ -228,6 +327,38 @@ def openapi_document() -> dict:
                         "401": _json(error, "No valid token"),
                         "422": _json(error, "A field is not valid"),
                         "429": _json(error, "Too many lookups"),
+                    },
+                }
+            },
+            "/evidence:read": {
+                "post": {
+                    "summary": "Read an invoice file into fields, each with its source",
+                    "operationId": "readEvidence",
+                    "description": "A photo (JPEG, PNG, WebP, HEIC), PDF, OFD or 数电票 XML as "
+                    "the multipart field `file`, read as an upload is (same limits and refusals) "
+                    "and not stored. QR fields win over printed text; values that disagree are "
+                    "listed in `conflicts` and flagged by the `sources_agree` check, a total that "
+                    "is not amount + tax by `totals`. A file nothing could be read from answers "
+                    "`readable: false` with a message asking for the fields to be typed.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["file"],
+                                    "properties": {"file": {"type": "string", "format": "binary"}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json("#/components/schemas/EvidenceRead", "What was read"),
+                        "400": _json(error, "No file in the multipart field `file`"),
+                        "401": _json(error, "No valid token"),
+                        "413": _json(error, "The request is larger than the upload limit"),
+                        "422": _json(error, "The file was refused (`refusal` says why)"),
+                        "429": _json(error, "Too many reads"),
                     },
                 }
             },

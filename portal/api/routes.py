@@ -7,7 +7,8 @@ from flask import current_app, g, jsonify, request
 from ..domain import InvoiceRuleError
 from ..extensions import csrf, limiter
 from ..models import Invoice, Role
-from ..services import intake, outbox
+from ..scans.errors import EvidenceRefused
+from ..services import evidence, intake, outbox
 from ..services import lookup as lookup_service
 from . import bp
 from .auth import api_error, api_locale, token_key, token_required
@@ -98,6 +99,69 @@ def lookup():
         checks_left_today=result.checks_left_today,
         registry=invoice_status(result.invoice)["registry"] if result.invoice else None,
     )
+
+
+def evidence_answer(extraction, locale: str) -> dict:
+    """What ``evidence:read`` answers: every field with its provenance, the disagreements, the
+    checks in the client's language, and whether the file could be read at all."""
+    answer = {
+        "readable": extraction.readable,
+        "kind": extraction.kind.name.lower(),
+        "media_type": extraction.media_type,
+        "pages": extraction.pages,
+        "fields": {
+            item.name: {
+                "value": item.value,
+                "source": item.source.value,
+                "where": item.where,
+                "confidence": round(item.confidence, 3),
+            }
+            for item in extraction.fields
+        },
+        "conflicts": [
+            {
+                "field": conflict.name,
+                "values": [
+                    {"value": item.value, "source": item.source.value, "where": item.where}
+                    for item in conflict.fields
+                ],
+            }
+            for conflict in extraction.conflicts
+        ],
+        "checks": [
+            {"code": check.code, "ok": check.ok, "message": check.message(locale)}
+            for check in extraction.checks
+        ],
+        "qr": None
+        if extraction.qr is None
+        else {"text": extraction.qr.text, "ok": extraction.qr.ok, "where": extraction.qr.where},
+    }
+    if not extraction.readable:
+        answer["message"] = next(
+            check.message(locale) for check in extraction.checks if check.code == "found"
+        )
+    return answer
+
+
+@bp.post("/evidence:read")
+@limiter.limit(lambda: current_app.config["RATELIMIT_EVIDENCE_READ"], key_func=token_key)
+@token_required()
+def read_evidence():
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return api_error(400, 'Send the invoice file as the multipart field "file".')
+    locale = api_locale()
+    # Read one byte past the limit: a larger file is refused without reading all of it.
+    data = upload.stream.read(current_app.config["SCAN_MAX_BYTES"] + 1)
+    try:
+        extraction = evidence.read_evidence(upload.filename, data)
+    except EvidenceRefused as refusal:
+        return api_error(
+            422,
+            "The file was refused.",
+            refusal={"code": refusal.code, "message": refusal.message(locale)},
+        )
+    return jsonify(evidence_answer(extraction, locale))
 
 
 @bp.get("/openapi.json")

@@ -240,6 +240,7 @@ def case_detail(reference: str):
         confirm_form=confirm,
         can_upload=evidence.can_add_evidence(case),
         extracted=extracted,
+        unreadable=any((u.extracted or {}).get("readable") is False for u in case.uploads),
     )
 
 

@@ -41,7 +41,7 @@ from portal.domain.money import (
     tax_plausible,
 )
 from portal.domain.qr import QrLayout, QrPayload, parse_qr
-from portal.domain.regions import BEIJING, Region, region_for_division
+from portal.domain.regions import BEIJING, Region, region_for_digital, region_for_division
 from portal.domain.shanghai_time import SHANGHAI, shanghai_date
 from portal.domain.taxid import TaxIdForm, TaxpayerId, is_valid_taxpayer_id, parse_taxpayer_id
 from portal.domain.verification import (
@@ -86,6 +86,7 @@ __all__ = [
     "parse_money",
     "parse_qr",
     "parse_taxpayer_id",
+    "region_for_digital",
     "region_for_division",
     "required_fields",
     "shanghai_date",

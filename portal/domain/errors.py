@@ -160,8 +160,9 @@ ERROR_MESSAGES: Mapping[str, tuple[str, str]] = {
         "This is not a VAT invoice QR code: its first field should be “01”, not “{text}”.",
     ),
     "qr_field_count": (
-        "发票二维码应有 8 个字段（区块链发票 8 或 9 个），读到了 {count} 个。",
-        "An invoice QR code has 8 fields (8 or 9 on blockchain invoices); this one has {count}.",
+        "发票二维码应有 7 或 8 个字段（区块链发票 8 或 9 个），读到了 {count} 个。",
+        "An invoice QR code has 7 or 8 fields (8 or 9 on blockchain invoices); this one has "
+        "{count}.",
     ),
     "qr_type_unknown": (
         "二维码中的发票类型“{type_code}”不是已知的发票类型。",
@@ -186,8 +187,8 @@ ERROR_MESSAGES: Mapping[str, tuple[str, str]] = {
         "The check code “{text}” in the blockchain invoice QR code is not hexadecimal.",
     ),
     "qr_token": (
-        "二维码最后一个字段应为 4 位十六进制字符，读到的是“{text}”。",
-        "The last field of the QR code is 4 hexadecimal characters, not “{text}”.",
+        "二维码最后一个字段应为不超过 16 位的字母或数字，读到的是“{text}”。",
+        "The last field of the QR code is up to 16 letters or digits, not “{text}”.",
     ),
     # Programming guards: a service passed values that cannot belong together.
     "ledger_key_mismatch": (

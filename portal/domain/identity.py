@@ -32,7 +32,7 @@ from portal.domain.normalize import (
     require_text,
     strip_separators,
 )
-from portal.domain.regions import Region, region_for_division
+from portal.domain.regions import Region, region_for_digital, region_for_division
 
 
 class Generation(StrEnum):
@@ -275,7 +275,8 @@ def _digital_identity(number: str, type_code: str | None) -> InvoiceIdentity:
         kind=_DIGITAL_KINDS_BY_TYPE.get(type_code or "", InvoiceKind.DIGITAL),
         year=_year(number[0:2]),
         region_code=region_code,
-        region=_region(region_code, "number"),
+        # A bureau code we cannot name is still a real invoice: its region is just unknown.
+        region=region_for_digital(region_code),
     )
 
 

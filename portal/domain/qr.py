@@ -4,11 +4,15 @@ A QR payload is a claim, not proof: compare it with what the customer typed and 
 
 Layouts, comma-separated, with or without a trailing comma:
 
-- standard: ``01,<type>,<code|empty>,<number>,<amount>,<YYYYMMDD>,<check code|empty>,<token>``
+- standard: ``01,<type>,<code|empty>,<number>,<amount>,<date>,<check code|empty>,<token>``
+- seven fields (2025 ride-hailing 数电票 and others): the check code or the token is left out:
+  ``01,<type>,<code|empty>,<number>,<amount>,<date>,<check code|token|empty>``
 - blockchain (12-digit code starting with 1): the seller's taxpayer ID comes fifth and shifts
-  the rest: ``01,<type>,<code>,<number>,<seller tax ID>,<amount>,<YYYYMMDD>,<check code>[,<token>]``
+  the rest: ``01,<type>,<code>,<number>,<seller tax ID>,<amount>,<date>,<check code>[,<token>]``
 
-The amount excludes tax on legacy invoices and includes it on 数电票.
+The date is ``YYYYMMDD`` or, on some 2025 数电票, ``YYYY-MM-DD``. The token is opaque: real codes
+carry ``8BDD``, ``41758``, ``758``, ``C16``; only "short and alphanumeric" is checked. The amount
+excludes tax on legacy invoices and includes it on 数电票.
 
 Public API:
 
@@ -57,9 +61,11 @@ _DIGITAL_TYPE_CODES = frozenset({"31", "32", "51", "61"})
 
 _QR_VERSION = "01"
 _STANDARD_FIELD_COUNT = 8
+_SHORT_FIELD_COUNT = 7
 _BLOCKCHAIN_FIELD_COUNTS = (8, 9)
-_DATE = re.compile(r"[0-9]{8}")
-_TOKEN = re.compile(r"[0-9A-Fa-f]{4}")
+_DATE = re.compile(r"[0-9]{8}|[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TOKEN = re.compile(r"[0-9A-Za-z]{1,16}")
+_CHECK_CODE_LIKE = re.compile(r"[0-9]{20}")
 _HEX = re.compile(r"[0-9A-Fa-f]{1,64}")
 # A plain amount: at most 12 integer digits. A seller tax ID is 15-20 letters and digits, so a
 # fifth field that is not an amount but looks like this means the blockchain layout.
@@ -121,8 +127,8 @@ class QrPayload:
 def parse_qr(text: str | None) -> QrPayload:
     """Parse the text of an invoice QR code, or raise InvoiceRuleError saying what is wrong.
 
-    Accepts both layouts, with or without one trailing comma, amounts without trailing zeros
-    (``6.2``) and negative amounts (red-letter invoices).
+    Accepts the layouts above, with or without one trailing comma, amounts without trailing
+    zeros (``6.2``), negative amounts (red-letter invoices) and both date spellings.
     """
     normalized = normalize_text(require_text(text, "qr"))
     if not normalized:
@@ -139,6 +145,13 @@ def parse_qr(text: str | None) -> QrPayload:
     elif len(fields) == _STANDARD_FIELD_COUNT:
         layout = QrLayout.STANDARD
         _, type_code, code, number, amount, issue_date, check_code, token = fields
+        tax_id = None
+    elif len(fields) == _SHORT_FIELD_COUNT:
+        # One of the last two fields is left out: 20 digits are a check code, else a token.
+        layout = QrLayout.STANDARD
+        _, type_code, code, number, amount, issue_date, last = fields
+        is_check_code = _CHECK_CODE_LIKE.fullmatch(last) is not None
+        check_code, token = (last, None) if is_check_code else ("", last or None)
         tax_id = None
     else:
         raise InvoiceRuleError("qr_field_count", field="qr", count=len(fields))
@@ -174,7 +187,7 @@ def _is_seller_tax_id(field: str) -> bool:
 
 
 def _parse_qr_date(text: str) -> date:
-    # The QR always writes YYYYMMDD; other spellings mean the payload is not what it claims.
+    # Real QR codes write YYYYMMDD or YYYY-MM-DD; anything else is not what it claims.
     if _DATE.fullmatch(text) is None:
         raise InvoiceRuleError("date_format", field="issue_date", text=excerpt(text))
     return parse_issue_date(text)

@@ -1,15 +1,20 @@
 """Where an invoice was issued: GB/T 2260 province-level divisions and separately planned cities.
 
 Invoice codes carry a four-digit division code (``1100`` Beijing, ``3702`` Qingdao) and 数电票
-numbers a two-digit province code (``11``). Separately planned cities (计划单列市) have their
-own tax bureaus and invoice codes, so ``3702`` is Qingdao, not Shandong.
+numbers a two-digit code of the issuing tax bureau (``11``). Separately planned cities (计划单列市)
+have their own tax bureaus and invoice codes, so ``3702`` is Qingdao, not Shandong; in 数电票
+numbers they have two-digit codes of their own that are not province codes (``92`` Qingdao).
 
 Public API:
 
-- ``Region(code, name_zh, name_en)`` with ``name(locale)`` and ``is_beijing``.
-- ``PROVINCES``: two-digit code -> Region; ``PLANNED_CITIES``: four-digit code -> Region.
+- ``Region(code, name_zh, name_en, known=True)`` with ``name(locale)`` and ``is_beijing``.
+- ``PROVINCES``: two-digit code -> Region; ``PLANNED_CITIES``: four-digit code -> Region;
+  ``DIGITAL_PLANNED_CITIES``: a planned city's two-digit 数电票 code -> Region (only the codes
+  confirmed on a real invoice or by an official source; see the comment on the table).
 - ``BEIJING``: the Region the portal serves.
 - ``region_for_division(code) -> Region | None``: the Region a two- or four-digit code names.
+- ``region_for_digital(code) -> Region``: the Region of a 数电票 number's digits 3-4; a code we
+  cannot name is an unknown Region (``known`` False), never an error: the invoice is still real.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ class Region:
     code: str
     name_zh: str
     name_en: str
+    known: bool = True
 
     def name(self, locale: str | None = DEFAULT_LOCALE) -> str:
         """Return the region's name in ``locale`` (Chinese by default)."""
@@ -91,6 +97,17 @@ PLANNED_CITIES: Mapping[str, Region] = {
     )
 }
 
+# 数电票 numbers of separately planned cities carry the city's own two-digit bureau code.
+# Only codes confirmed on a real invoice are listed; every other code is an unknown region.
+# - 92 Qingdao: 数电票 24922000000078112547, issued 2024-12-28 by a Qingdao restaurant and
+#   stamped 青岛市税务局 (public sample from hobom/invoicerecognition, kept in
+#   tests/scans/real/digital-2024-qingdao.jpg).
+# Dalian, Ningbo, Xiamen and Shenzhen also have codes of their own; no real invoice or official
+# table of them was found in public sources, so they are read as unknown regions, not guessed.
+DIGITAL_PLANNED_CITIES: Mapping[str, Region] = {
+    "92": Region("92", "青岛", "Qingdao"),
+}
+
 BEIJING = PROVINCES[BEIJING_CODE]
 
 
@@ -108,3 +125,15 @@ def region_for_division(code: str) -> Region | None:
     elif len(code) != 2:
         return None
     return PROVINCES.get(code[:2])
+
+
+def region_for_digital(code: str) -> Region:
+    """Return the Region named by a 数电票 number's bureau digits (3-4).
+
+    A province code or a confirmed planned-city code names its Region; any other code is a
+    Region with ``known`` False whose names say the code, so that the invoice stays readable.
+    """
+    region = PROVINCES.get(code) or DIGITAL_PLANNED_CITIES.get(code)
+    if region is not None:
+        return region
+    return Region(code, f"代码为 {code} 的地区", f"the region with code {code}", known=False)

@@ -12,8 +12,10 @@ No Flask and no database here: services and jobs call these functions with bytes
 - ``images``: ``normalise(data) -> NormalisedImage`` (upright, re-encoded, metadata stripped).
 - ``fingerprints``: ``sha256_hex``, ``perceptual_hash``, ``hamming_distance``,
   ``is_near_duplicate``.
-- ``qr``: ``find_invoice_qr(image) -> QrReading``; ``ocr``: ``read_text(image)``;
-  ``textfields``: ``fields_from_text(lines)``.
+- ``qr``: ``find_invoice_qr(image) -> QrReading``; ``ocr``: ``read_invoice_words(image)``
+  (upright, only what can hold a field); ``layout``: ``fields_from_words(words)`` (values by
+  position beside their labels, parties by block); ``textfields``: ``TextField``,
+  ``canonical_value``.
 - ``pdf``, ``ofd``, ``einvoice_xml``: the document readers; ``checks``: ``evidence_checks``.
 """
 

@@ -86,9 +86,9 @@ def evidence_checks(
             Check(
                 "found",
                 False,
-                "未能从文件中读出发票号码。请确认上传的是发票本身，或手动填写发票信息。",
-                "No invoice number could be read from the file. Please check that it shows the "
-                "invoice itself, or type the invoice's details.",
+                "我们无法读取这个文件，请手动填写发票信息。文件已保存，审核人员会查看原件。",
+                "We could not read this file; please type the fields. The file is kept for the "
+                "reviewer to look at.",
             )
         )
     else:

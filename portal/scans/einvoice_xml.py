@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from portal.scans.errors import EvidenceRefused
 from portal.scans.limits import ScanLimits, megabytes
-from portal.scans.reading import DocumentReading
+from portal.scans.reading import DocumentReading, candidates
 from portal.scans.safexml import local_name, parse_xml
 from portal.scans.textfields import TextField, canonical_value
 
@@ -61,4 +61,6 @@ def read_invoice_xml(data: bytes, limits: ScanLimits | None = None) -> DocumentR
         value = canonical_value(field, element.text)
         if value is not None:
             fields[field] = TextField(value, 1.0)
-    return DocumentReading(source="xml", fields=fields, pages=1)
+    return DocumentReading(
+        source="xml", candidates=tuple(candidates(fields, "xml", "xml")), pages=1
+    )

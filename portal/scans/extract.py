@@ -1,19 +1,23 @@
 """The one entry point a scan job calls: evidence bytes in, checked invoice fields out.
 
 ``extract`` sniffs the type from the content, then: a photo is normalised (upright, re-encoded,
-metadata gone), its QR code read downscaled first, OCR only as the fallback; a PDF's text layer
-and QR image are read exactly and its first page rendered to a picture; an OFD's CustomDatas
-and a 数电票 XML's tags are read exactly. Every field carries its source and a confidence, and
-the domain rules are applied as checks.
+metadata gone), its QR code read downscaled first, OCR only as the fallback; a PDF's QR image
+and text layer (by position) are read exactly and its first page rendered to a picture; an OFD's
+attached invoice XML, CustomDatas, page and template text, and a 数电票 XML's tags are read
+exactly. QR fields win over printed text; every value another source disagrees with is kept as
+a conflict and flagged for staff, as is a total that is not amount + tax. Every field carries
+its provenance (source, the part it came from, a confidence), and the domain rules are applied
+as checks.
 
 Public API:
 
-- ``FieldSource``: ``qr``, ``ocr``, ``pdf``, ``ofd``, ``xml``.
-- ``ExtractedField(name, value, source, confidence)``.
+- ``FieldSource``: ``qr``, ``xml`` (a structured part the invoicing system wrote), ``text``
+  (a PDF or OFD text layer), ``ocr``.
+- ``ExtractedField(name, value, source, confidence, where)``; ``Conflict(name, fields)``.
 - ``Extraction``: ``kind``, ``media_type``, ``display_name``, ``size_bytes``, ``sha256``,
-  ``perceptual_hash``, ``fields``, ``checks``, ``qr``, ``preview`` (the only rendering to
-  serve), ``thumbnail``, ``pages``, ``ocr_used``, ``timings_ms``; ``field(name)``,
-  ``value(name)``, ``values()``, ``to_json()``.
+  ``perceptual_hash``, ``fields``, ``conflicts``, ``checks``, ``qr``, ``preview`` (the only
+  rendering to serve), ``thumbnail``, ``pages``, ``ocr_used``, ``timings_ms``; ``readable``
+  (an invoice number was read), ``field(name)``, ``value(name)``, ``values()``, ``to_json()``.
 - ``extract(data, filename, limits=None) -> Extraction``: or raise ``EvidenceRefused``.
 """
 
@@ -33,34 +37,32 @@ from portal.scans.einvoice_xml import read_invoice_xml
 from portal.scans.errors import EvidenceRefused
 from portal.scans.fingerprints import sha256_hex
 from portal.scans.images import EncodedImage, encode_image, make_thumbnail, normalise
+from portal.scans.layout import fields_from_words
 from portal.scans.limits import OcrPolicy, ScanLimits, megabytes
-from portal.scans.ocr import read_text
+from portal.scans.ocr import read_invoice_words
 from portal.scans.ofd import read_ofd
 from portal.scans.pdf import read_pdf
 from portal.scans.qr import QrReading, find_invoice_qr
 from portal.scans.reading import DocumentReading
 from portal.scans.sniff import HEAD_BYTES, FileKind, safe_filename, sniff
-from portal.scans.textfields import TextField, fields_from_text
 
 
 class FieldSource(StrEnum):
     """Where a field's value was read."""
 
     QR = "qr"
-    OCR = "ocr"
-    PDF = "pdf"
-    OFD = "ofd"
     XML = "xml"
+    TEXT = "text"
+    OCR = "ocr"
 
 
-# When sources disagree, the more exact one wins: files the invoicing system wrote, then the QR
-# code it printed, then OCR's reading of the print.
+# When sources disagree, the more exact one wins (and the disagreement is flagged): data the
+# invoicing system wrote, then the QR code it printed, then its text layer, then OCR's reading.
 _SOURCE_RANK = {
     FieldSource.XML: 0,
-    FieldSource.OFD: 1,
-    FieldSource.QR: 2,
-    FieldSource.PDF: 3,
-    FieldSource.OCR: 4,
+    FieldSource.QR: 1,
+    FieldSource.TEXT: 2,
+    FieldSource.OCR: 3,
 }
 # The fields a lookup or a re-entry needs; missing ones make OcrPolicy.ALWAYS run OCR.
 _CORE_FIELDS = ("number", "issue_date", "amount", "tax", "total", "buyer_tax_id")
@@ -73,13 +75,16 @@ class ExtractedField:
     Names are those of the registry protocol (``code``, ``number``, ``kind``, ``issue_date``
     as YYYY-MM-DD, ``amount``/``tax``/``total`` as decimal strings, ``check_code``,
     ``buyer_tax_id``, ``buyer_name``, ``seller_tax_id``, ``seller_name``). ``confidence`` is 1.0
-    for exact sources and OCR's own score otherwise.
+    for exact sources and OCR's own score otherwise. ``where`` names the part it was read from
+    (``pdf-text``, ``pdf-image``, ``ofd-attachment``, ``ofd-customdata``, ``ofd-page``, ``xml``,
+    ``ocr``, or the pass that found the QR code).
     """
 
     name: str
     value: str
     source: FieldSource
     confidence: float
+    where: str = ""
 
     def to_json(self) -> dict[str, object]:
         """Return the field as plain JSON values."""
@@ -87,8 +92,21 @@ class ExtractedField:
             "name": self.name,
             "value": self.value,
             "source": self.source.value,
+            "where": self.where,
             "confidence": round(self.confidence, 3),
         }
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A field on which sources disagree: every value read, the chosen one first."""
+
+    name: str
+    fields: tuple[ExtractedField, ...]
+
+    def to_json(self) -> dict[str, object]:
+        """Return the conflict as plain JSON values."""
+        return {"name": self.name, "values": [item.to_json() for item in self.fields]}
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,7 @@ class Extraction:
     sha256: str
     fields: tuple[ExtractedField, ...]
     checks: tuple[Check, ...]
+    conflicts: tuple[Conflict, ...] = ()
     qr: QrReading | None = None
     preview: EncodedImage | None = None
     thumbnail: EncodedImage | None = None
@@ -128,6 +147,12 @@ class Extraction:
         return {item.name: item.value for item in self.fields}
 
     @property
+    def readable(self) -> bool:
+        """True when the invoice's number was read; otherwise the uploader types the fields
+        and staff look at the file itself."""
+        return self.value("number") is not None
+
+    @property
     def all_checks_pass(self) -> bool:
         """True when every check holds (and there was at least one)."""
         return bool(self.checks) and all(check.ok for check in self.checks)
@@ -142,7 +167,9 @@ class Extraction:
             "sha256": self.sha256,
             "perceptual_hash": self.perceptual_hash,
             "pages": self.pages,
+            "readable": self.readable,
             "fields": [item.to_json() for item in self.fields],
+            "conflicts": [conflict.to_json() for conflict in self.conflicts],
             "checks": [check.to_json() for check in self.checks],
             "qr": None
             if self.qr is None
@@ -181,7 +208,9 @@ def extract(data: bytes, filename: str | None, limits: ScanLimits | None = None)
     else:
         parts = _read_document(data, kind, limits, clock)
     values = {item.name: item.value for item in parts.fields}
-    checks = evidence_checks(values, qr=parts.qr, conflicts=parts.conflicts)
+    checks = evidence_checks(
+        values, qr=parts.qr, conflicts=[conflict.name for conflict in parts.conflicts]
+    )
     clock.lap("checks")
     return Extraction(
         kind=kind,
@@ -190,6 +219,7 @@ def extract(data: bytes, filename: str | None, limits: ScanLimits | None = None)
         sha256=digest.result(),
         fields=parts.fields,
         checks=tuple(checks),
+        conflicts=parts.conflicts,
         qr=parts.qr,
         preview=parts.preview,
         thumbnail=parts.thumbnail,
@@ -203,7 +233,7 @@ def extract(data: bytes, filename: str | None, limits: ScanLimits | None = None)
 @dataclass
 class _Parts:
     fields: tuple[ExtractedField, ...] = ()
-    conflicts: tuple[str, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
     qr: QrReading | None = None
     preview: EncodedImage | None = None
     thumbnail: EncodedImage | None = None
@@ -242,9 +272,17 @@ def _read_document(data: bytes, kind: FileKind, limits: ScanLimits, clock: _Cloc
     readers = {FileKind.PDF: read_pdf, FileKind.OFD: read_ofd, FileKind.XML: read_invoice_xml}
     reading: DocumentReading = readers[kind](data, limits)
     clock.lap(reading.source)
-    source = FieldSource(reading.source)
-    candidates = [_field(name, text, source) for name, text in reading.fields.items()]
-    candidates += _qr_fields(reading.qr)
+    candidates = _qr_fields(reading.qr)
+    candidates += [
+        ExtractedField(
+            item.name,
+            item.field.value,
+            FieldSource(item.source),
+            item.field.confidence,
+            item.where,
+        )
+        for item in reading.candidates
+    ]
     parts = _Parts(qr=reading.qr, pages=reading.pages)
     if reading.page_image is not None:
         parts.preview = encode_image(reading.page_image, "PNG")
@@ -271,12 +309,11 @@ def _wants_ocr(policy: OcrPolicy, candidates: Iterable[ExtractedField]) -> bool:
 
 
 def _ocr_fields(image: Image.Image) -> list[ExtractedField]:
-    lines = [(line.text, line.confidence) for line in read_text(image)]
-    return [_field(name, text, FieldSource.OCR) for name, text in fields_from_text(lines).items()]
-
-
-def _field(name: str, text: TextField, source: FieldSource) -> ExtractedField:
-    return ExtractedField(name, text.value, source, text.confidence)
+    found = fields_from_words(read_invoice_words(image))
+    return [
+        ExtractedField(name, text.value, FieldSource.OCR, text.confidence, "ocr")
+        for name, text in found.items()
+    ]
 
 
 def _qr_fields(qr: QrReading | None) -> list[ExtractedField]:
@@ -294,22 +331,27 @@ def _qr_fields(qr: QrReading | None) -> list[ExtractedField]:
         "seller_tax_id": str(payload.seller_tax_id) if payload.seller_tax_id else None,
     }
     return [
-        ExtractedField(name, value, FieldSource.QR, 1.0)
+        ExtractedField(name, value, FieldSource.QR, 1.0, qr.where)
         for name, value in values.items()
         if value is not None
     ]
 
 
-def _merge(candidates: list[ExtractedField]) -> tuple[tuple[ExtractedField, ...], tuple[str, ...]]:
-    """Pick one value per field (most confident, then most exact source); name the fields whose
-    sources disagree. The invoice kind is derived from code and number when no QR gave it.
+def _merge(
+    candidates: list[ExtractedField],
+) -> tuple[tuple[ExtractedField, ...], tuple[Conflict, ...]]:
+    """Pick one value per field (most confident, then most exact source); keep every other
+    value of a field whose sources disagree. The invoice kind is derived from code and number
+    when no QR gave it.
     """
     best: dict[str, ExtractedField] = {}
-    conflicts: list[str] = []
+    disagreeing: dict[str, list[ExtractedField]] = {}
     for item in sorted(candidates, key=lambda f: (-f.confidence, _SOURCE_RANK[f.source])):
         chosen = best.setdefault(item.name, item)
-        if chosen.value != item.value and item.name not in conflicts:
-            conflicts.append(item.name)
+        if chosen.value != item.value:
+            others = disagreeing.setdefault(item.name, [chosen])
+            if all(other.value != item.value for other in others):
+                others.append(item)
     if "kind" not in best and "number" in best:
         number = best["number"]
         code = best.get("code")
@@ -319,11 +361,12 @@ def _merge(candidates: list[ExtractedField]) -> tuple[tuple[ExtractedField, ...]
             pass
         else:
             best["kind"] = ExtractedField(
-                "kind", identity.kind.value, number.source, number.confidence
+                "kind", identity.kind.value, number.source, number.confidence, number.where
             )
     order = list(_FIELD_ORDER)
     fields = sorted(best.values(), key=lambda f: order.index(f.name) if f.name in order else 99)
-    return tuple(fields), tuple(conflicts)
+    conflicts = tuple(Conflict(name, tuple(values)) for name, values in disagreeing.items())
+    return tuple(fields), conflicts
 
 
 _FIELD_ORDER = (

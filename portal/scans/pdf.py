@@ -1,6 +1,11 @@
 """PDF e-invoices: the text layer and the embedded QR code read exactly, the first page rendered
 to a picture on the server so that the PDF itself is never opened in the portal's origin.
 
+The text layer is read glyph by glyph with its position (PDFium's text page and character
+boxes), turned the way the page is shown, and the fields are found by geometry
+(``portal.scans.layout``): content-stream order puts a section's labels first and its values
+later, so the order of the text says nothing.
+
 PDFs that carry scripts or other actions (JavaScript, Launch, embedded files, XFA forms) are
 refused: an invoice needs none of them. They are found by walking the parsed object graph
 (compressed object streams and ``#xx``-escaped names included), and by a raw byte scan.
@@ -10,6 +15,7 @@ Public API:
 - ``ACTIVE_KEYS``, ``ACTIVE_ACTIONS``: what counts as active content.
 - ``read_pdf(data, limits) -> DocumentReading``: or raise ``EvidenceRefused``.
 - ``render_page(data, limits, index=0) -> PIL.Image``: one page as RGB pixels (pypdfium2).
+- ``page_words(page) -> list[Word]``: a PDFium page's glyphs with their boxes, y downwards.
 """
 
 from __future__ import annotations
@@ -18,17 +24,20 @@ import io
 import logging
 import math
 import re
+from collections import Counter
 
 import pypdf
 import pypdfium2
+import pypdfium2.raw
 from PIL import Image
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
 from portal.scans.errors import EvidenceRefused
+from portal.scans.layout import Word, fields_from_words
+from portal.scans.layout import text_lines as lines_of
 from portal.scans.limits import ScanLimits
 from portal.scans.qr import QrReading, find_invoice_qr
-from portal.scans.reading import DocumentReading
-from portal.scans.textfields import fields_from_text
+from portal.scans.reading import DocumentReading, candidates
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +68,10 @@ _RENDER_SCALE = 2.0
 _DECODABLE_FILTERS = frozenset({"/FlateDecode", "/DCTDecode", "/Fl", "/DCT"})
 _QR_IMAGE_MIN_SIDE = 21
 _MAX_QR_IMAGES = 8
+# An invoice page has under 2,000 glyphs; a page with more is read only that far.
+_MAX_GLYPHS = 20_000
+# Radians: glyphs turned further than this belong to the seal (全国统一发票监制章), not the text.
+_MAX_GLYPH_ANGLE = 0.05
 
 
 def read_pdf(data: bytes, limits: ScanLimits | None = None) -> DocumentReading:
@@ -78,16 +91,13 @@ def read_pdf(data: bytes, limits: ScanLimits | None = None) -> DocumentReading:
         page_count = len(reader.pages)
         if page_count == 0:
             raise EvidenceRefused("corrupt")
-        pages = [reader.pages[index] for index in range(min(page_count, limits.max_pdf_pages))]
-        text_lines = tuple(
-            line.strip() for page in pages for line in _page_text(page).splitlines() if line.strip()
-        )
-        qr = _qr_from_images(pages[0], limits)
+        qr = _qr_from_images(reader.pages[0], limits)
     except EvidenceRefused:
         raise
     except Exception as error:  # pypdf raises many types on malformed structure
         log.info("refused a PDF that does not parse: %r", error)
         raise EvidenceRefused("corrupt") from error
+    fields, text_lines = _text_fields(data, min(page_count, limits.max_pdf_pages))
     page_image = render_page(data, limits)
     if qr is None or not qr.ok:
         from_page = find_invoice_qr(page_image, where="pdf-page")
@@ -95,12 +105,84 @@ def read_pdf(data: bytes, limits: ScanLimits | None = None) -> DocumentReading:
             qr = from_page
     return DocumentReading(
         source="pdf",
-        fields=fields_from_text(text_lines),
+        candidates=tuple(candidates(fields, "text", "pdf-text")),
         qr=qr,
         page_image=page_image,
         pages=page_count,
         text_lines=text_lines,
     )
+
+
+def _text_fields(data: bytes, pages: int) -> tuple[dict, tuple[str, ...]]:
+    """Fields from the text layer: the first page's, then what later pages add (a long
+    invoice prints its totals on the last page)."""
+    try:
+        document = pypdfium2.PdfDocument(data)
+    except pypdfium2.PdfiumError as error:
+        raise EvidenceRefused("corrupt") from error
+    fields: dict = {}
+    text_lines: list[str] = []
+    try:
+        for index in range(min(pages, len(document))):
+            page = document[index]
+            try:
+                words = page_words(page)
+            finally:
+                page.close()
+            text_lines.extend(lines_of(words))
+            for name, value in fields_from_words(words).items():
+                fields.setdefault(name, value)
+    except pypdfium2.PdfiumError as error:
+        raise EvidenceRefused("corrupt") from error
+    finally:
+        document.close()
+    return fields, tuple(line for line in text_lines if line)
+
+
+def page_words(page: pypdfium2.PdfPage) -> list[Word]:
+    """The page's glyphs with their boxes, turned so that its text runs left to right (y
+    growing downwards), whatever ``/Rotate`` or a rotated content matrix did. Whitespace glyphs
+    are left out (gaps are measured, not spelled), and so are glyphs at another angle than the
+    page's text: the seal stamped over the header."""
+    textpage = page.get_textpage()
+    try:
+        glyphs = []
+        for index in range(min(textpage.count_chars(), _MAX_GLYPHS)):
+            text = textpage.get_text_range(index, 1)
+            if not text or text.isspace():
+                continue
+            left, bottom, right, top = textpage.get_charbox(index, loose=True)
+            if right <= left or top <= bottom:
+                continue
+            angle = pypdfium2.raw.FPDFText_GetCharAngle(textpage.raw, index) % math.tau
+            glyphs.append((text, left, bottom, right, top, angle))
+    finally:
+        textpage.close()
+    if not glyphs:
+        return []
+    # The text's own direction, to a quarter turn: most glyphs share it.
+    quarters = Counter(round(angle / (math.pi / 2)) % 4 for *_, angle in glyphs)
+    quarter = quarters.most_common(1)[0][0]
+    upright = quarter * math.pi / 2
+    words = []
+    # PDFium measures the angle clockwise: text at 3/4 of a turn runs up the page, and one
+    # quarter turn clockwise brings it back to left-to-right.
+    turns = (4 - quarter) % 4
+    for text, left, bottom, right, top, angle in glyphs:
+        off = abs((angle - upright + math.pi) % math.tau - math.pi)
+        if off <= _MAX_GLYPH_ANGLE:
+            words.append(_turned_word(text, (left, bottom, right, top), turns))
+    return words
+
+
+def _turned_word(text: str, box: tuple[float, float, float, float], turns: int) -> Word:
+    """A glyph box in PDF space (y up) turned ``turns`` quarter turns clockwise, y down."""
+    left, bottom, right, top = box
+    corners = [(left, bottom), (right, top)]
+    for _ in range(turns):  # one quarter turn clockwise: (x, y) -> (y, -x)
+        corners = [(y, -x) for x, y in corners]
+    xs, ys = [x for x, _ in corners], [-y for _, y in corners]
+    return Word(text, min(xs), min(ys), max(xs), max(ys))
 
 
 def render_page(data: bytes, limits: ScanLimits | None = None, index: int = 0) -> Image.Image:
@@ -172,10 +254,6 @@ def _refuse_active_content(reader: pypdf.PdfReader) -> None:
                 stack.append(value)
         elif isinstance(node, ArrayObject):
             stack.extend(node)
-
-
-def _page_text(page: pypdf.PageObject) -> str:
-    return page.extract_text() or ""
 
 
 def _qr_from_images(page: pypdf.PageObject, limits: ScanLimits) -> QrReading | None:

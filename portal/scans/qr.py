@@ -11,6 +11,8 @@ Public API:
   ``where`` (which pass found it) and ``box`` (in the coordinates of the picture passed in).
 - ``read_qr_texts(image) -> list[tuple[str, box]]``: every QR code in one picture.
 - ``find_invoice_qr(image, *, full_resolution=None) -> QrReading | None``.
+- ``reading_from_text(text, where) -> QrReading``: a QR code's text known without a picture
+  (an OFD's embedded invoice XML carries it as ``GraphCode``).
 """
 
 from __future__ import annotations
@@ -138,3 +140,8 @@ def _reading(text: str, where: str, box: Box | None) -> QrReading:
     except InvoiceRuleError as error:
         return QrReading(text=text, payload=None, error=error, where=where, box=box)
     return QrReading(text=text, payload=payload, error=None, where=where, box=box)
+
+
+def reading_from_text(text: str, where: str) -> QrReading:
+    """The QrReading of a QR code text that came without a picture."""
+    return _reading(text[:_MAX_QR_TEXT], where, None)

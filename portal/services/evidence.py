@@ -344,3 +344,43 @@ def read_for_lookup(filename: str | None, data: bytes) -> dict[str, str]:
     if len(check) >= 6:
         found["check_code_last6"] = check[-6:]
     return found
+
+
+# How staff see where a value came from (issue 18); "pdf" and "ofd" are sources of readings
+# stored before sources were named by kind.
+_SOURCE_LABELS = {
+    "qr": _l("QR code"),
+    "xml": _l("invoice data file"),
+    "text": _l("printed text"),
+    "ocr": _l("OCR"),
+    "pdf": _l("printed text"),
+    "ofd": _l("invoice data file"),
+}
+_WHERE_LABELS = {
+    "pdf-text": _l("PDF text layer"),
+    "ofd-attachment": _l("OFD attached invoice XML"),
+    "ofd-customdata": _l("OFD custom data"),
+    "ofd-page": _l("OFD page text"),
+    "ofd-xml": _l("OFD attached invoice XML"),
+    "xml": _l("XML file"),
+}
+
+
+def source_label(source: str, where: str | None, confidence: float) -> str:
+    """Where a read value came from, for the review page: "QR code · 100%",
+    "printed text (PDF text layer) · 100%", "OCR · 87%"."""
+    label = str(_SOURCE_LABELS.get(source, source))
+    detail = _WHERE_LABELS.get(where or "")
+    if detail:
+        label = f"{label} ({detail})"
+    return f"{label} · {confidence:.0%}"
+
+
+def read_evidence(filename: str | None, data: bytes):
+    """Read an invoice file for a machine client (``POST /api/v1/evidence:read``), without
+    storing it: the same limits and refusals as an upload, the OCR fallback as configured.
+
+    Returns the ``Extraction`` (its fields with their provenance, the conflicts, the checks,
+    ``readable``); raises EvidenceRefused.
+    """
+    return extract(data, filename, limits())

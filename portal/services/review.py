@@ -39,6 +39,7 @@ from ..models import (
 )
 from . import audit, cases, intake, notify, outbox
 from .errors import ServiceError
+from .evidence import source_label
 
 REVIEWABLE = (CaseState.AWAITING_REVIEW, CaseState.IN_REVIEW)
 REJECT_REASONS = {
@@ -671,8 +672,9 @@ def extracted_fields(case: Case) -> dict[str, tuple[str, str]]:
             name, value = item.get("name"), item.get("value")
             confidence = float(item.get("confidence") or 0)
             if name and value and (name not in best or confidence > best[name][2]):
-                best[name] = (str(value), str(item.get("source", "")), confidence)
-    return {k: (v, f"{s} {c:.0%}") for k, (v, s, c) in best.items()}
+                label = source_label(str(item.get("source", "")), item.get("where"), confidence)
+                best[name] = (str(value), label, confidence)
+    return {k: (v, label) for k, (v, label, _c) in best.items()}
 
 
 def comparison(case: Case, registry: dict | str | None) -> list[ComparisonRow]:

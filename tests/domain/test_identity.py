@@ -185,7 +185,6 @@ def test_kind_labels():
         ("011001600299", "12345678", "code_kind_unknown", "code", {"digits": "99"}),
         ("9900194130", "12345678", "region_unknown", "code", {"region_code": "9900"}),
         ("099001600211", "12345678", "region_unknown", "code", {"region_code": "9900"}),
-        ("", "24992000000136634917", "region_unknown", "number", {"region_code": "99"}),
     ],
 )
 def test_refusals_say_precisely_why(code, number, error, field, params):
@@ -348,3 +347,21 @@ def test_arbitrary_keys_raise_only_rule_errors(key):
         parse_key(key)
     except InvoiceRuleError as error:
         assert error.message("en")
+
+
+def test_a_qingdao_digital_invoice_names_its_planned_city():
+    # The real Qingdao sample's number: digits 3-4 are Qingdao's own bureau code, not a province.
+    identity = parse_identity("", "24922000000078112547")
+    assert (identity.region_code, identity.region_name) == ("92", "青岛")
+    assert identity.region.known
+    assert not identity.is_beijing
+
+
+@pytest.mark.parametrize("bureau", ["99", "93", "00"])
+def test_an_unknown_digital_bureau_code_is_a_valid_invoice_of_an_unknown_region(bureau):
+    identity = parse_identity("", f"24{bureau}2000000136634917")
+    assert identity.key == f"24{bureau}2000000136634917"
+    assert identity.region.known is False
+    assert identity.region_code == bureau
+    assert not identity.is_beijing
+    assert bureau in identity.region.name("zh_CN") and bureau in identity.region.name("en")

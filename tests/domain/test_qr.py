@@ -140,7 +140,7 @@ def test_lookup_query_needs_what_verification_needs():
         (None, "qr_empty"),
         ("https://example.com/invoice/1", "qr_version"),
         ("02,10,012001900111,51142414,47.26,20190720,65431824771847114698,8BDD", "qr_version"),
-        ("01,10,012001900111,51142414,47.26,20190720,65431824771847114698", "qr_field_count"),
+        ("01,10,012001900111,51142414,47.26,20190720", "qr_field_count"),
         (
             "01,10,012001900111,51142414,47.26,20190720,65431824771847114698,8BDD,,",
             "qr_field_count",
@@ -167,11 +167,17 @@ def test_lookup_query_needs_what_verification_needs():
         ),
         # fapiao.md prints the blockchain sample with an ellipsis; that is not a check code.
         ("01,10,153002209100,11335527,91530102MA7KNHQC36,459.00,20221102,00fe43…", "qr_check_code"),
-        ("01,10,012001900111,51142414,47.26,20190720,65431824771847114698,8BDDX", "qr_token"),
-        ("01,10,012001900111,51142414,47.26,20190720,65431824771847114698,", "qr_field_count"),
-        ("01,10,012001900111,51142414,47.26,20190720,65431824771847114698,XYZW", "qr_token"),
+        ("01,10,012001900111,51142414,47.26,20190720,65431824771847114698,8BD-X", "qr_token"),
+        ("01,10,012001900111,51142414,47.26,20190720,65431824771847114698,<b>", "qr_token"),
+        (
+            "01,10,012001900111,51142414,47.26,20190720,65431824771847114698,ABCDEFGHIJKLMNOPQ",
+            "qr_token",
+        ),
+        ("01,32,,24312000000136634917,0.01,20240514,1DD6 X", "qr_token"),
+        ("01,32,,24312000000136634917,0.01,2024/05/14,,1DD6", "date_format"),
         ("01,10,012001900111,51142414,47.26,2019072,65431824771847114698,8BDD", "date_format"),
-        ("01,10,012001900111,51142414,47.26,2019-07-20,65431824771847114698,8BDD", "date_format"),
+        ("01,10,012001900111,51142414,47.26,2019.07.20,65431824771847114698,8BDD", "date_format"),
+        ("01,10,012001900111,51142414,47.26,2019-7-20,65431824771847114698,8BDD", "date_format"),
         ("01,10,012001900111,51142414,47.26,20190230,65431824771847114698,8BDD", "date_invalid"),
         ("01,10,012001900111,51142414,47.2.6,20190720,65431824771847114698,8BDD", "money_format"),
         (
@@ -256,3 +262,63 @@ def test_arbitrary_text_raises_only_rule_errors(text):
         parse_qr(text)
     except InvoiceRuleError as error:
         assert error.message("en") and error.message("zh_CN")
+
+
+# Variants seen on real invoices (issue 18): tokens of other shapes, seven fields, dashed dates.
+@pytest.mark.parametrize(
+    ("text", "token"),
+    [
+        ("01,10,012001900111,51142414,47.26,20190720,65431824771847114698,41758,", "41758"),
+        ("01,10,012001900111,51142414,47.26,20190720,65431824771847114698,758", "758"),
+        ("01,32,,24312000000136634917,0.01,20240514,,C16,", "C16"),
+        ("01,32,,24312000000136634917,0.01,20240514,,c16a", "c16a"),
+    ],
+)
+def test_real_tokens_of_every_shape(text, token):
+    assert parse_qr(text).token == token
+
+
+@pytest.mark.parametrize(
+    ("text", "check_code", "token"),
+    [
+        # 2025 ride-hailing 数电票: seven fields, a dashed date, no check code field.
+        ("01,32,,25312000000123456789,31.50,2025-03-25,A1B2", None, "A1B2"),
+        ("01,32,,25312000000123456789,31.50,2025-03-25,A1B2,", None, "A1B2"),
+        ("01,32,,25312000000123456789,31.50,2025-03-25,,", None, None),
+        # A legacy 普票 whose token was left out: the seventh field is its check code.
+        (
+            "01,10,012001900111,51142414,47.26,20190720,65431824771847114698",
+            "65431824771847114698",
+            None,
+        ),
+        (
+            "01,10,012001900111,51142414,47.26,20190720,65431824771847114698,",
+            "65431824771847114698",
+            None,
+        ),
+    ],
+)
+def test_seven_field_payloads(text, check_code, token):
+    payload = parse_qr(text)
+    assert (payload.check_code, payload.token) == (check_code, token)
+    assert payload.layout is QrLayout.STANDARD
+
+
+def test_dashed_dates_mean_the_same_day():
+    dashed = parse_qr("01,32,,25312000000123456789,31.50,2025-03-25,,A1B2")
+    compact = parse_qr("01,32,,25312000000123456789,31.50,20250325,,A1B2")
+    assert dashed.issue_date == compact.issue_date == date(2025, 3, 25)
+    assert dashed.total == Decimal("31.50")
+
+
+def test_a_qingdao_digital_qr_is_readable():
+    # The real Qingdao sample's QR code, refused as region_unknown before issue 18.
+    payload = parse_qr("01,32,,24922000000078112547,214.00,20241228,,A176")
+    assert payload.identity.region.name_zh == "青岛"
+    assert payload.total == Decimal("214.00")
+
+
+def test_a_digital_qr_of_an_unknown_bureau_is_readable_with_its_region_unknown():
+    payload = parse_qr("01,32,,24972000000078112547,214.00,20241228,,A176")
+    assert payload.identity.region.known is False
+    assert not payload.identity.is_beijing

@@ -2,7 +2,14 @@
 
 import pytest
 
-from portal.domain.regions import BEIJING, PLANNED_CITIES, PROVINCES, region_for_division
+from portal.domain.regions import (
+    BEIJING,
+    DIGITAL_PLANNED_CITIES,
+    PLANNED_CITIES,
+    PROVINCES,
+    region_for_digital,
+    region_for_division,
+)
 
 
 def test_every_province_level_division_is_known():
@@ -58,3 +65,25 @@ def test_names_by_locale():
         "Qingdao",
         "青岛",
     )
+
+
+def test_digital_bureau_codes_of_planned_cities_are_only_the_confirmed_ones():
+    # 92 is confirmed on a real invoice; other planned cities' codes were not found in public
+    # sources, so they must stay unknown rather than guessed.
+    assert {code: city.name_zh for code, city in DIGITAL_PLANNED_CITIES.items()} == {"92": "青岛"}
+    assert not set(DIGITAL_PLANNED_CITIES) & set(PROVINCES)
+
+
+@pytest.mark.parametrize(("code", "name", "known"), [("11", "北京", True), ("92", "青岛", True)])
+def test_region_for_digital_known(code, name, known):
+    region = region_for_digital(code)
+    assert (region.name_zh, region.known) == (name, known)
+
+
+@pytest.mark.parametrize("code", ["99", "93", "00", "9"])
+def test_region_for_digital_unknown_is_never_beijing(code):
+    region = region_for_digital(code)
+    assert region.known is False
+    assert not region.is_beijing
+    assert region.code == code
+    assert region.name("en") == f"the region with code {code}"

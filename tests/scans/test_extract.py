@@ -18,7 +18,7 @@ from portal.scans import (
     is_near_duplicate,
     sha256_hex,
 )
-from portal.scans.ocr import OcrLine
+from portal.scans.layout import words_from_lines
 from tests.scans import corpus
 
 LEGACY = corpus.BEIJING_E_ORDINARY
@@ -85,7 +85,7 @@ def test_a_pdf_is_read_exactly_and_previewed_as_png():
     assert extraction.values() == ALL_LEGACY_FIELDS
     by_name = {field.name: field for field in extraction.fields}
     assert by_name["number"].source is FieldSource.QR
-    assert by_name["buyer_tax_id"].source is FieldSource.PDF
+    assert by_name["buyer_tax_id"].source is FieldSource.TEXT
     assert all(field.confidence == 1.0 for field in extraction.fields)
     assert check_codes(extraction) == {"beijing": True, "totals": True, "buyer_tax_id": True}
     assert extraction.all_checks_pass
@@ -110,7 +110,7 @@ def test_an_ofd_is_read_from_its_custom_datas():
     assert extraction.value("number") == sample.number
     assert extraction.value("kind") == "digital_ordinary"
     assert extraction.field("kind").source is FieldSource.QR
-    assert extraction.field("tax").source is FieldSource.OFD
+    assert extraction.field("tax").source is FieldSource.XML
     assert extraction.all_checks_pass
     assert extraction.preview is None and extraction.perceptual_hash is None
 
@@ -147,13 +147,13 @@ def test_ocr_always_completes_the_qr_fields_and_the_qr_wins_disagreements(small_
         ("发票号码：12345679", 0.93),
         ("合计 ¥100.00 ¥13.00", 0.91),
         ("价税合计（小写）¥113.00", 0.9),
-        ("纳税人识别号：911101017967003199", 0.88),
+        ("购买方 纳税人识别号：911101017967003199", 0.88),
     ]
     # The package re-exports the function ``extract``, which hides the module of that name.
     monkeypatch.setattr(
         importlib.import_module("portal.scans.extract"),
-        "read_text",
-        lambda image: [OcrLine(text, score, ((0, 0),) * 4) for text, score in printed],
+        "read_invoice_words",
+        lambda image: words_from_lines(printed),
     )
     extraction = extract(
         corpus.encode(small_page, "JPEG"), "a.jpg", ScanLimits(ocr=OcrPolicy.ALWAYS)
@@ -190,9 +190,13 @@ def test_the_result_serialises_to_json(phone_jpeg, no_ocr):
         "where": "downscaled",
         "error": None,
     }
-    assert {"name": "number", "value": LEGACY.number, "source": "qr", "confidence": 1.0} in (
-        stored["fields"]
-    )
+    assert {
+        "name": "number",
+        "value": LEGACY.number,
+        "source": "qr",
+        "where": "downscaled",
+        "confidence": 1.0,
+    } in (stored["fields"])
     assert stored["checks"][0]["message"]["en"] == "The invoice was issued in Beijing."
 
 

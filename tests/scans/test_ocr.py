@@ -1,7 +1,7 @@
 """OCR is slow (~1 s a page on two cores): one small page here, one in test_extract."""
 
+from portal.scans.layout import fields_from_text
 from portal.scans.ocr import ocr_engine, read_text
-from portal.scans.textfields import fields_from_text
 from tests.scans import corpus
 
 

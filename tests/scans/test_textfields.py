@@ -1,6 +1,7 @@
 import pytest
 
-from portal.scans.textfields import TextField, canonical_value, fields_from_text
+from portal.scans.layout import Word, fields_from_text, fields_from_words
+from portal.scans.textfields import TextField, canonical_value
 from tests.scans import corpus
 
 
@@ -23,17 +24,20 @@ def test_every_printed_field_is_read_from_a_text_layer(sample):
     assert fields == expected
 
 
-def test_ocr_lines_split_label_from_value_and_carry_their_confidence():
-    lines = [
-        ("发票号码：", 0.99),
-        ("１２３４５６７８", 0.81),
-        ("开票日期：2024年5月4日", 0.97),
-        ("合计", 0.95),
-        ("￥1,100.00", 0.90),
-        ("￥143.00", 0.92),
-        ("价税合计（大写）壹仟贰佰肆拾叁圆整（小写）￥1,243.00", 0.88),
+def test_ocr_boxes_split_label_from_value_and_carry_their_confidence():
+    # OCR gives a label and its value as separate boxes, 合 and 计 far apart, in any order.
+    words = [
+        Word("￥143.00", 900, 400, 990, 420, 0.92),
+        Word("发票号码：", 700, 20, 800, 40, 0.99),
+        Word("１２３４５６７８", 810, 20, 930, 40, 0.81),
+        Word("开票日期：2024年5月4日", 700, 60, 960, 80, 0.97),
+        Word("合", 100, 400, 120, 420, 0.95),
+        Word("计", 200, 400, 220, 420, 0.96),
+        Word("￥1,100.00", 700, 401, 800, 421, 0.90),
+        Word("价税合计（大写）", 100, 450, 260, 470, 0.88),
+        Word("壹仟贰佰肆拾叁圆整（小写）￥1,243.00", 300, 450, 700, 470, 0.88),
     ]
-    fields = fields_from_text(lines)
+    fields = fields_from_words(words)
     assert fields["number"] == TextField("12345678", 0.81)
     assert fields["issue_date"] == TextField("2024-05-04", 0.97)
     assert fields["amount"] == TextField("1100.00", 0.90)
@@ -65,7 +69,7 @@ def test_values_of_the_wrong_shape_are_not_fields():
 
 
 def test_a_wrong_check_character_is_still_read_so_the_check_can_say_so():
-    fields = fields_from_text(["纳税人识别号：91320621MA1MRHG207"])
+    fields = fields_from_text(["购买方 纳税人识别号：91320621MA1MRHG207"])
     assert fields["buyer_tax_id"].value == "91320621MA1MRHG207"
 
 
