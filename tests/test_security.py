@@ -925,3 +925,20 @@ def test_9_behind_trusted_proxies_per_ip_limits_count_clients(app, app_factory, 
     # Without the setting, the header is the client's own invention and ignored: one budget.
     direct = app_factory(**limited)
     assert [attempt(direct, c).status_code for c in clients] == [200, 200, 429]
+
+
+def test_1_rotating_the_totp_key_keeps_every_secret(app_factory, app, make_user, runner):
+    from cryptography.fernet import Fernet
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    before = app_factory(TOTP_ENCRYPTION_KEY=old)
+    with before.app_context():
+        user = accounts.create_user("a@example.com", PASSWORD, "admin")
+        user.totp_secret = crypto.encrypt_secret(TEST_TOTP_SECRET)
+        db.session.commit()
+    after = app_factory(TOTP_ENCRYPTION_KEY=f"{new},{old}")
+    result = after.test_cli_runner().invoke(args=["users", "rotate-totp-key"])
+    assert result.exit_code == 0 and "re-encrypted 1" in result.output
+    only_new = app_factory(TOTP_ENCRYPTION_KEY=new)
+    with only_new.app_context():
+        assert crypto.decrypt_secret(stored_user("a@example.com").totp_secret) == TEST_TOTP_SECRET
