@@ -304,7 +304,13 @@ def check_second_factor(user: User, code: str | None) -> bool:
     (a code seen once, in any session, is refused afterwards). Commits."""
     if not user.totp_secret:
         return False
-    step = totp_step(crypto.decrypt_secret(user.totp_secret), code)
+    try:
+        secret = crypto.decrypt_secret(user.totp_secret)
+    except crypto.SecretUnreadable:
+        # A wrong or missing TOTP_ENCRYPTION_KEY: refuse (never fall back), and say why.
+        current_app.logger.error("the TOTP secret of user %s cannot be decrypted", user.id)
+        return False
+    step = totp_step(secret, code)
     return step is not None and _spend_step(user, step)
 
 
