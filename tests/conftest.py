@@ -204,17 +204,18 @@ class AuthActions:
         if response.status_code != 302:
             return response
         if verify:
-            self.verify(email)
+            self.verify(email, password)
         return self.login(email, password) if login else response
 
-    def verify(self, email="kehu@example.com"):
-        """Open the link of the verification mail sent to ``email`` and confirm."""
+    def verify(self, email="kehu@example.com", password="Gao-Shan-Liu-Shui-42"):
+        """Open the link of the verification mail sent to ``email`` and confirm with the
+        account's password."""
         from portal.services import account_links, accounts
 
         with self.client.application.app_context():
             user = accounts.find_user_by_email(email.strip().lower())
             token = account_links.verification_token(user)
-        return self.post_form(f"/auth/verify/{token}", {})
+        return self.post_form(f"/auth/verify/{token}", {"password": password})
 
     def login(self, email="kehu@example.com", password="Gao-Shan-Liu-Shui-42", remember=False):
         data = {"email": email, "password": password}

@@ -437,7 +437,9 @@ def _fill(world: World, w: Fresh, rule: str) -> list[Post] | None:
             )
         ],
         "/auth/verify": [Post("/auth/verify", {}, ("customer",), "customer")],
-        "/auth/verify/<token>": [Post(f"/auth/verify/{w.verify_token}", {}, EVERYONE, None)],
+        "/auth/verify/<token>": [
+            Post(f"/auth/verify/{w.verify_token}", {"password": PASSWORD}, EVERYONE, None)
+        ],
         "/auth/register": [
             Post(
                 "/auth/register",

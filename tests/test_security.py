@@ -513,7 +513,8 @@ def test_5_an_unverified_account_does_not_capture_a_staff_opened_case(app, make_
     assert attacker.client.get(f"/cases/{ref}").status_code == 404
     with app.app_context():
         assert db.session.scalar(select(Case.customer_id)) is None  # it waits
-    # Only the holder of the mailbox can open the link; then the case attaches.
+    # Only someone with both the mailbox (the link) and the password can confirm; then the
+    # case attaches.
     holder = AuthActions(app.test_client())
     holder.verify("victim@example.com")
     holder.login("victim@example.com")
@@ -555,9 +556,31 @@ def test_5_a_tampered_verification_link_is_refused(app):
     assert answer.status_code == 400
     with app.app_context():
         assert db.session.scalar(select(User.email_verified_at)) is None
-    assert post(client, link).status_code == 302
+    assert post(client, link, {"password": PASSWORD}).status_code == 302
     with app.app_context():
         assert db.session.scalar(select(User.email_verified_at)) is not None
+
+
+def test_5_the_mailbox_holder_cannot_confirm_an_account_someone_else_registered(app, make_user):
+    attacker = AuthActions(app.test_client())
+    attacker.register("victim@example.com", "Attacker-Chose-This-9", verify=False)
+    ref = _counter_case(app, make_user, "victim@example.com")
+    link = path_of(mailed(app, "verify_email")["verify_url"])
+    victim = app.test_client()  # reads the mail and opens the link, not knowing the password
+    refused = post(victim, link, {"password": "whatever-she-types-1"})
+    assert refused.status_code == 200 and 'aria-invalid="true"' in refused.get_data(as_text=True)
+    assert ref not in attacker.client.get("/cases").get_data(as_text=True)
+    # Taking the account over with a password reset confirms the address for her instead.
+    post(victim, "/auth/reset", {"email": "victim@example.com"})
+    reset = path_of(mailed(app, "password_reset")["reset_url"])
+    post(victim, reset, {"password": "Her-Own-Password-77", "confirm": "Her-Own-Password-77"})
+    assert attacker.client.get("/cases").status_code == 302  # the attacker's session ended
+    assert (
+        sign_in(app.test_client(), "victim@example.com", "Attacker-Chose-This-9").status_code == 200
+    )
+    mine = app.test_client()
+    sign_in(mine, "victim@example.com", "Her-Own-Password-77")
+    assert ref in mine.get("/cases").get_data(as_text=True)
 
 
 def test_5_the_verification_mail_can_be_sent_again(app):

@@ -96,3 +96,12 @@ class NewPasswordForm(PortalForm):
         render_kw={"autocomplete": "new-password"},
     )
     submit = SubmitField(_l("Save the new password"))
+
+
+class VerifyEmailForm(PortalForm):
+    password = PasswordField(
+        _l("Password"),
+        validators=[DataRequired(_l("Enter your password.")), Length(max=128)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    submit = SubmitField(_l("Confirm my address"))

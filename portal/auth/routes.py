@@ -22,6 +22,7 @@ from .forms import (
     PreferencesForm,
     RegisterForm,
     ReplaceCodeForm,
+    VerifyEmailForm,
 )
 
 
@@ -295,17 +296,23 @@ def reset_password(token: str):
 
 
 @bp.route("/verify/<token>", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"], methods=["POST"])
 def verify_email(token: str):
-    """The link from the "confirm your address" mail. GET shows a button (mail scanners open
-    links before people do); the POST confirms."""
-    form = PortalForm()
-    if request.method == "POST" and form.validate_on_submit():
+    """The link from the "confirm your address" mail, with the account's password (GET only
+    shows the form: mail scanners open links before people do)."""
+    try:
+        account_links.user_for_verification(token)
+    except ServiceError as error:
+        return render_template("auth/verify_email.html", form=None, error=error.message), 400
+    form = VerifyEmailForm()
+    if form.validate_on_submit():
         try:
-            account_links.verify_email(token)
+            account_links.verify_email(token, form.password.data)
         except ServiceError as error:
-            return render_template("auth/verify_email.html", form=None, error=error.message), 400
-        flash(_("Thank you: your e-mail address is confirmed."), "success")
-        return redirect(url_for("customer.home"))
+            form.password.errors.append(error.message)
+        else:
+            flash(_("Thank you: your e-mail address is confirmed."), "success")
+            return redirect(url_for("customer.home"))
     return render_template("auth/verify_email.html", form=form, error=None)
 
 

@@ -85,12 +85,33 @@ def _user_from(token: str, salt: str, max_age: int) -> tuple[User, list]:
     return user, payload
 
 
-def verify_email(token: str) -> User:
-    """Mark the address confirmed and attach what waited for it; opening the link twice is
-    harmless. Raises ServiceError for a tampered, expired or outdated link. Commits."""
+def user_for_verification(token: str) -> User:
+    """The user a verification link is for; ServiceError when it is tampered, expired, or for
+    an address the account no longer has."""
     user, payload = _user_from(token, _VERIFY_SALT, current_app.config["EMAIL_VERIFY_MAX_AGE"])
     if payload[1] != user.email:
         raise ServiceError(_l("This link is not valid."), code="invalid")
+    return user
+
+
+def verify_email(token: str, password: str) -> User:
+    """Mark the address confirmed and attach what waited for it; confirming twice is harmless.
+
+    The link proves the mailbox, the password proves the account: both are needed, so that the
+    holder of an address someone else registered (with a password of their own) cannot, by
+    opening the link, hand that person what waits for the address. (The holder takes such an
+    account over with a password reset instead, which confirms the address too.) Raises
+    ServiceError for a tampered, expired or outdated link, or a wrong password. Commits.
+    """
+    from werkzeug.security import check_password_hash
+
+    user = user_for_verification(token)
+    if not check_password_hash(user.password_hash, password or ""):
+        raise ServiceError(
+            _l("Enter the password of this account to confirm the address."),
+            field="password",
+            code="password",
+        )
     if user.email_verified_at is None:
         _mark_verified(user)
     db.session.commit()
