@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flask import Flask, abort, request
+from werkzeug.exceptions import BadRequest
 
 from .config import load_config
 from .extensions import csrf, db, limiter, login_manager, migrate
@@ -69,6 +70,9 @@ def create_app(config: str | Mapping | None = None) -> Flask:
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
 
+    from .jsonbody import SafeJSONProvider
+
+    app.json = SafeJSONProvider(app)
     from .sessions import CookieSessionInterface
 
     app.session_interface = CookieSessionInterface()
@@ -89,7 +93,25 @@ def create_app(config: str | Mapping | None = None) -> Flask:
     from . import logmask
 
     logmask.install(app)  # no e-mail, phone number or tax ID reaches the logs in clear
+    from . import crypto
+    from .services import accounts
+
+    crypto.init_app(app)
+    accounts.init_app(app)
+    _trust_proxies(app)  # last: outside every other middleware, so all see the client
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind ``TRUSTED_PROXIES`` reverse proxies, take the client address and scheme from
+    their X-Forwarded-For/-Proto (werkzeug's ProxyFix): per-IP limits then count clients, not
+    the load balancer. Off by default, because without a proxy those headers are the client's
+    own invention."""
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 def _ensure_secret_key(app: Flask) -> None:
@@ -190,8 +212,19 @@ def register_request_hooks(app: Flask) -> None:
         if req.content_length or "Transfer-Encoding" in req.headers:  # a body
             if _holds_nul_field(req.form):
                 abort(400)
-            if req.is_json and _holds_nul(req.get_json(silent=True)):
-                abort(400)
+            if req.is_json:
+                try:
+                    body = req.get_json()  # SafeJSONProvider: any bad shape is a ValueError
+                except BadRequest:
+                    from flask_babel import gettext as _
+
+                    from .errors import render_error
+
+                    return render_error(
+                        400, _("The body is not valid JSON, or it is nested too deeply.")
+                    )
+                if _holds_nul(body):
+                    abort(400)
 
 
 def _holds_nul_field(fields) -> bool:
@@ -200,11 +233,18 @@ def _holds_nul_field(fields) -> bool:
 
 
 def _holds_nul(value) -> bool:
-    """True if ``value``, or any string in it (lists, dicts: JSON), contains U+0000."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_holds_nul(v) for v in value)
+    """True if ``value``, or any string in it (lists, dicts: JSON), contains U+0000.
+
+    Walked with a stack, not recursion: a body nested deep must not raise RecursionError."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
     return False

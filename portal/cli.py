@@ -53,6 +53,18 @@ def users_token(email: str, name: str) -> None:
     click.echo(accounts.issue_api_token(user, name))
 
 
+@users_cli.command("rotate-totp-key")
+def users_rotate_totp_key() -> None:
+    """Re-encrypt every TOTP secret with the first key of TOTP_ENCRYPTION_KEY.
+
+    Rotate by putting the new key first and the old one after it ("new,old"), running this,
+    then removing the old key.
+    """
+    from .services import accounts
+
+    click.echo(f"re-encrypted {accounts.rotate_totp_secrets()} TOTP secrets")
+
+
 @demo_cli.command("seed")
 @click.option("--invoices", default=300, show_default=True)
 def demo_seed(invoices: int) -> None:

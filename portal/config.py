@@ -53,7 +53,6 @@ _NUMERIC_SETTINGS = (
     "SESSION_IDLE_MINUTES",
     "SESSION_ABSOLUTE_HOURS",
     "LOGIN_FAILURES_BEFORE_LOCK",
-    "LOGIN_LOCK_MINUTES",
     "MONITOR_INTERVAL",
     "MONITOR_STUCK_MINUTES",
     "MONITOR_WINDOW_MINUTES",
@@ -84,6 +83,20 @@ _RATE_LIMIT_SETTINGS = (
     "RATELIMIT_CASE_CREATE",
     "RATELIMIT_UPLOAD",
     "RATELIMIT_EVIDENCE_READ",  # issue 18
+)
+
+
+# Security block (issue 16): integer settings read under their own names.
+_SECURITY_NUMBERS = (
+    "LOGIN_DELAY_SECONDS",
+    "LOGIN_DELAY_MAX_SECONDS",
+    "LOGIN_FAILURE_WINDOW_SECONDS",
+    "LOGIN_ACCOUNT_SOFT_LIMIT",
+    "LOGIN_ACCOUNT_SOFT_DELAY_SECONDS",
+    "KNOWN_BROWSER_DAYS",
+    "PASSWORD_RESET_MAX_AGE",
+    "EMAIL_VERIFY_MAX_AGE",
+    "TRUSTED_PROXIES",
 )
 
 
@@ -130,8 +143,6 @@ class BaseConfig:
     PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
     SESSION_IDLE_MINUTES = 60  # signed out after this long without a request
     SESSION_ABSOLUTE_HOURS = 12  # and after this long in any case
-    LOGIN_FAILURES_BEFORE_LOCK = 5  # per account, within LOGIN_LOCK_MINUTES
-    LOGIN_LOCK_MINUTES = 15
     WTF_CSRF_TIME_LIMIT = 3600 * 8
 
     # Limits.
@@ -199,6 +210,32 @@ class BaseConfig:
     MONITOR_BACKLOG_MAX = 5000  # alert above this many deliveries waiting
     MONITOR_HEARTBEAT_SECONDS = 120  # a worker silent this long is missing
 
+    # ---- Security (issue 16): sign-in, two-step codes, links, proxies ----------------------
+    # One block so that it can be ported as a whole; README's configuration table has each row.
+    # Failed sign-ins per account *and* source address before the first delay; each further
+    # failure doubles the delay, up to LOGIN_DELAY_MAX_SECONDS. Forgotten after a quiet window.
+    LOGIN_FAILURES_BEFORE_LOCK = 5
+    LOGIN_DELAY_SECONDS = 60
+    LOGIN_DELAY_MAX_SECONDS = 3600
+    LOGIN_FAILURE_WINDOW_SECONDS = 86400
+    # Failures per account from every source together: above this, browsers that never signed
+    # in to the account wait LOGIN_ACCOUNT_SOFT_DELAY_SECONDS between tries (a soft limit: the
+    # owner's own browser, and anyone who resets the password by mail, is not held back).
+    LOGIN_ACCOUNT_SOFT_LIMIT = 50
+    LOGIN_ACCOUNT_SOFT_DELAY_SECONDS = 30
+    KNOWN_BROWSER_DAYS = 90  # how long a browser that signed in counts as the owner's
+    PASSWORD_RESET_MAX_AGE = 3600  # seconds a password reset link stays valid
+    EMAIL_VERIFY_MAX_AGE = 7 * 86400  # seconds an e-mail verification link stays valid
+    RATELIMIT_PASSWORD_RESET = "5 per hour"  # noqa: S105 - a rate, not a password
+    # Fernet key(s) for TOTP secrets at rest, comma-separated, the first one encrypting
+    # (`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`).
+    # Required in production; elsewhere derived from SECRET_KEY when unset.
+    TOTP_ENCRYPTION_KEY: str | None = None
+    # How many reverse proxies in front of the portal set X-Forwarded-For/-Proto (werkzeug's
+    # ProxyFix); 0 = none: the headers are ignored and the peer address is the client's.
+    TRUSTED_PROXIES = 0
+    # ---- end of the security block -----------------------------------------------------------
+
     @classmethod
     def load(cls) -> dict:
         """Return this class's settings with the environment applied on top."""
@@ -214,6 +251,13 @@ class BaseConfig:
         settings["MAIL_FROM"] = _env("MAIL_FROM", settings["MAIL_FROM"])
         settings["PUBLIC_URL"] = _env("PUBLIC_URL", settings["PUBLIC_URL"])
         settings["METRICS_TOKEN"] = _env("METRICS_TOKEN", settings["METRICS_TOKEN"])
+        # Security block (issue 16).
+        settings["TOTP_ENCRYPTION_KEY"] = _env("TOTP_ENCRYPTION_KEY", None)
+        for name in _SECURITY_NUMBERS:
+            settings[name] = _env_int(name, settings[name])
+        settings["RATELIMIT_PASSWORD_RESET"] = _env(
+            "RATELIMIT_PASSWORD_RESET", settings["RATELIMIT_PASSWORD_RESET"]
+        )
         if settings["MAIL_URL"] is None and _env("MAIL_SERVER"):
             settings["MAIL_URL"] = f"smtp://{_env('MAIL_SERVER')}:{_env_int('MAIL_PORT', 25)}"
         settings["SELLER_TAX_ID"] = _env("SELLER_TAX_ID", settings["SELLER_TAX_ID"])
@@ -284,6 +328,18 @@ class ProductionConfig(BaseConfig):
             raise RuntimeError("SECRET_KEY must be set in the environment for production")
         if _env("DATABASE_URL") is None:
             raise RuntimeError("DATABASE_URL must be set in the environment for production")
+        # Security block (issue 16): links in mail name the real site, never a default or the
+        # Host header; TOTP secrets are encrypted with a key of their own.
+        public_url = _env("PUBLIC_URL")
+        if public_url is None or not public_url.startswith(("https://", "http://")):
+            raise RuntimeError(
+                "PUBLIC_URL must be set in the environment for production (https://host)"
+            )
+        key = settings["TOTP_ENCRYPTION_KEY"]
+        if not key:
+            raise RuntimeError("TOTP_ENCRYPTION_KEY must be set in the environment for production")
+        if key == settings["SECRET_KEY"]:
+            raise RuntimeError("TOTP_ENCRYPTION_KEY must not be the SECRET_KEY")
         return settings
 
 

@@ -101,3 +101,60 @@ def test_staff_pages_by_role(app, make_user, role, status):
 def test_staff_pages_send_anonymous_visitors_to_sign_in(client):
     response = client.get("/staff/buyer-links")
     assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+
+
+# ---- routes added for issue 16: links sent by mail, two-step resets, withdrawing approvals
+
+
+def test_mailed_link_pages_are_open_to_everyone_but_useless_without_a_valid_token(client):
+    assert client.get("/auth/reset").status_code == 200
+    for url in ("/auth/reset/not-a-token", "/auth/verify/not-a-token"):
+        page = client.get(url)
+        assert page.status_code in (200, 400), url
+    token = csrf_token_from(client.get("/auth/reset").get_data(as_text=True))
+    bogus = client.post("/auth/verify/not-a-token", data={"csrf_token": token})
+    assert bogus.status_code == 400
+
+
+def test_resending_the_verification_needs_a_signed_in_user(client):
+    token = csrf_token_from(client.get("/").get_data(as_text=True))
+    answer = client.post("/auth/verify", data={"csrf_token": token})
+    assert answer.status_code == 302 and "/auth/login" in answer.headers["Location"]
+
+
+@pytest.mark.parametrize(
+    "role, status", [("customer", 403), ("reviewer", 403), ("supervisor", 403), ("admin", 302)]
+)
+def test_resetting_someones_two_step_sign_in_is_for_admins_only(app, make_user, role, status):
+    from portal import crypto
+
+    target = make_user("target@example.com", "reviewer")
+    with app.app_context():
+        db.session.get(User, target).totp_secret = crypto.encrypt_secret("JBSWY3DPEHPK3PXP")
+        db.session.commit()
+    make_user(f"{role}@example.com", role)
+    actions = AuthActions(app.test_client())
+    actions.login(f"{role}@example.com")
+    token = csrf_token_from(actions.client.get("/").get_data(as_text=True))
+    answer = actions.client.post(f"/staff/users/{target}/totp-reset", data={"csrf_token": token})
+    assert answer.status_code == status
+    with app.app_context():
+        assert (db.session.get(User, target).totp_secret is None) == (role == "admin")
+    anonymous = app.test_client().post(f"/staff/users/{target}/totp-reset")
+    assert anonymous.status_code in (302, 400)
+
+
+@pytest.mark.parametrize("role, status", [("customer", 403), ("reviewer", 302)])
+def test_withdrawing_an_approval_is_for_staff(app, make_user, role, status):
+    make_user(f"{role}@example.com", role)
+    with app.app_context():
+        ref = cases.open_case(
+            cases.parse_claim({"code": "011001900111", "number": "12345678"}), customer=None
+        ).reference
+    actions = AuthActions(app.test_client())
+    actions.login(f"{role}@example.com")
+    token = csrf_token_from(actions.client.get("/").get_data(as_text=True))
+    answer = actions.client.post(
+        f"/staff/cases/{ref}/withdraw_approval", data={"csrf_token": token}
+    )
+    assert answer.status_code == status

@@ -3,20 +3,27 @@
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import AuditEvent, User
+from portal.models import AuditEvent, Notification, User
 from tests.conftest import csrf_token_from
 
 
-def test_register_creates_a_customer_and_signs_in(app, auth, client):
-    response = auth.register("NEW@Example.com")
-    assert response.status_code == 302
-    assert "new@example.com" in client.get("/").get_data(as_text=True)
+def test_register_creates_an_unverified_customer_and_mails_the_link(app, auth, client):
+    response = auth.register("NEW@Example.com", verify=False, login=False)
+    assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+    assert "我们已向" in client.get(response.headers["Location"]).get_data(as_text=True)
     with app.app_context():
         user = db.session.scalar(select(User))
         assert user.email == "new@example.com" and user.role == "customer"
         assert user.password_hash != "Gao-Shan-Liu-Shui-42"
+        assert user.email_verified_at is None
+        assert db.session.scalar(select(Notification.kind)) == "verify_email"
         actions = set(db.session.scalars(select(AuditEvent.action)))
-        assert actions == {"user.registered", "user.login"}
+        assert actions == {"user.registered"}
+    assert auth.login("new@example.com").status_code == 302  # signing in needs no link
+    assert "new@example.com" in client.get("/").get_data(as_text=True)
+    auth.verify("new@example.com")
+    with app.app_context():
+        assert db.session.scalar(select(User.email_verified_at)) is not None
 
 
 def test_weak_password_is_refused_beside_the_field(ctx, auth):
@@ -32,13 +39,15 @@ def test_short_password_is_refused(auth):
     assert "至少" in html and "10" in html
 
 
-def test_duplicate_email_is_refused(app, auth):
+def test_a_taken_email_creates_nothing_and_its_holder_is_told_by_mail(app, auth):
     auth.register("dup@example.com")
     auth.logout()
-    html = auth.register("DUP@example.com").get_data(as_text=True)
-    assert "已存在" in html
+    response = auth.register("DUP@example.com", login=False)
+    assert response.status_code == 302  # the same answer as for a new address
     with app.app_context():
         assert len(db.session.scalars(select(User)).all()) == 1
+        kinds = db.session.scalars(select(Notification.kind).order_by(Notification.id)).all()
+        assert kinds == ["verify_email", "account_exists"]
 
 
 def test_malformed_email_is_refused(auth):

@@ -93,7 +93,7 @@ def test_invitation_is_accepted_once_by_the_invited_email(app, auth, client, mak
             "buyer_name": "北京示例科技有限公司",
         },
     ).get_data(as_text=True)
-    url = re.search(r"http://localhost(/buyers/invitations/[\w-]+)", created).group(1)
+    url = re.search(r"http://127.0.0.1:8000(/buyers/invitations/[\w-]+)", created).group(1)
 
     intruder = AuthActions(app.test_client())
     intruder.register("intruder@example.com")

@@ -23,14 +23,42 @@ def test_production_refuses_to_start_without_secret_key(monkeypatch):
         create_app("production")
 
 
-def test_production_reads_secrets_from_environment(monkeypatch):
+def _production_environment(monkeypatch):
+    from cryptography.fernet import Fernet
+
     monkeypatch.setenv("SECRET_KEY", "from-the-environment")
     monkeypatch.setenv("DATABASE_URL", "postgres://db.internal/portal")
+    monkeypatch.setenv("PUBLIC_URL", "https://fapiao.example.com")
+    monkeypatch.setenv("TOTP_ENCRYPTION_KEY", Fernet.generate_key().decode())
+
+
+def test_production_reads_secrets_from_environment(monkeypatch):
+    _production_environment(monkeypatch)
     settings = load_config("production")
     assert settings["SECRET_KEY"] == "from-the-environment"
     # Heroku-style URLs are accepted and normalised for SQLAlchemy 2.
     assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql://db.internal/portal"
     assert settings["SESSION_COOKIE_SECURE"] is True
+
+
+@pytest.mark.parametrize("missing", ["PUBLIC_URL", "TOTP_ENCRYPTION_KEY"])
+def test_production_refuses_to_start_without_public_url_or_totp_key(monkeypatch, missing):
+    _production_environment(monkeypatch)
+    monkeypatch.delenv(missing)
+    with pytest.raises(RuntimeError, match=missing):
+        load_config("production")
+
+
+def test_production_refuses_a_totp_key_that_is_the_secret_key(monkeypatch):
+    _production_environment(monkeypatch)
+    monkeypatch.setenv("TOTP_ENCRYPTION_KEY", "from-the-environment")
+    with pytest.raises(RuntimeError, match="must not be the SECRET_KEY"):
+        load_config("production")
+
+
+def test_a_malformed_totp_key_stops_the_app_at_start(app_factory):
+    with pytest.raises(RuntimeError, match="Fernet keys"):
+        app_factory(TOTP_ENCRYPTION_KEY="not-a-fernet-key")
 
 
 def test_unknown_environment_is_refused():

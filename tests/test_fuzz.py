@@ -25,6 +25,7 @@ raised (``FUZZ_SETTINGS``) so that fuzzing reaches the views; SQLite skips fsync
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import functools
 import io
@@ -89,6 +90,8 @@ FUZZ_SETTINGS = {
     "RATELIMIT_DATA_EXPORT": UNLIMITED,
     "LOOKUPS_PER_INVOICE_PER_DAY": 1_000_000,
     "LOGIN_FAILURES_BEFORE_LOCK": 1_000_000,  # the per-account lockout is a rate limit too
+    "LOGIN_ACCOUNT_SOFT_LIMIT": 1_000_000,
+    "RATELIMIT_PASSWORD_RESET": UNLIMITED,
     # Staff pages that ask the registry get a quick "unavailable" instead of waiting.
     "REGISTRY_URL": "http://127.0.0.1:9",
     "REGISTRY_CONNECT_TIMEOUT": 0.2,
@@ -239,6 +242,8 @@ class Fresh:
     link_id: int
     dead_submission_id: int
     invoice_key: str
+    reset_token: str
+    verify_token: str
 
 
 @dataclass(frozen=True)
@@ -278,7 +283,21 @@ def make_fresh(app, ids: dict) -> Fresh:
         dead = db.session.scalar(select(Submission).where(Submission.invoice_id == invoice.id))
         dead.state, dead.last_error_kind = SubmissionState.DEAD, "rejected"
         db.session.commit()
-        return Fresh(case_ref, other_ref, rating_token, invitation, link.id, dead.id, invoice.key)
+        from portal.services import account_links
+
+        reset = account_links.reset_token(customer)
+        verify = account_links.verification_token(customer)
+        return Fresh(
+            case_ref,
+            other_ref,
+            rating_token,
+            invitation,
+            link.id,
+            dead.id,
+            invoice.key,
+            reset,
+            verify,
+        )
 
 
 @pytest.fixture
@@ -287,10 +306,15 @@ def world(app) -> World:
     from portal.services import accounts, evidence
 
     with app.app_context():
+        from portal import crypto
+        from portal.models import utcnow
+
         ids = {"customer": accounts.register_customer(EMAILS["customer"], PASSWORD).id}
+        db.session.get(User, ids["customer"]).email_verified_at = utcnow()
         for role in STAFF:
             ids[role] = accounts.create_user(EMAILS[role], PASSWORD, role).id
-        db.session.get(User, ids["admin"]).totp_secret = TEST_TOTP_SECRET  # as conftest does
+        # As conftest does.
+        db.session.get(User, ids["admin"]).totp_secret = crypto.encrypt_secret(TEST_TOTP_SECRET)
         db.session.commit()
     first = make_fresh(app, ids)
     with app.app_context():
@@ -332,6 +356,7 @@ STAFF_ACTIONS = (
     "reply",
     "merge",
     "close_registered",
+    "withdraw_approval",
 )
 EVERYONE = (None, "customer", "admin")
 
@@ -402,6 +427,19 @@ def _fill(world: World, w: Fresh, rule: str) -> list[Post] | None:
             Post("/auth/login", {"email": EMAILS["customer"], "password": PASSWORD}, (None,), None)
         ],
         "/auth/logout": [Post("/auth/logout", {}, ("customer", "admin"), "customer")],
+        "/auth/reset": [Post("/auth/reset", {"email": EMAILS["customer"]}, (None,), None)],
+        "/auth/reset/<token>": [
+            Post(
+                f"/auth/reset/{w.reset_token}",
+                {"password": PASSWORD + "!", "confirm": PASSWORD + "!"},
+                (None,),
+                None,
+            )
+        ],
+        "/auth/verify": [Post("/auth/verify", {}, ("customer",), "customer")],
+        "/auth/verify/<token>": [
+            Post(f"/auth/verify/{w.verify_token}", {"password": PASSWORD}, EVERYONE, None)
+        ],
         "/auth/register": [
             Post(
                 "/auth/register",
@@ -488,6 +526,9 @@ def _fill(world: World, w: Fresh, rule: str) -> list[Post] | None:
                 "admin",
             )
         ],
+        "/staff/users/<int:user_id>/totp-reset": [
+            Post(f"/staff/users/{world.ids['reviewer']}/totp-reset", {}, EVERYONE, "admin")
+        ],
     }
     return table.get(rule)
 
@@ -546,6 +587,10 @@ FUZZED_POST_RULES = {
     "/auth/login": "test_fuzz_register_and_login",
     "/auth/logout": "test_fuzz_logout",
     "/auth/register": "test_fuzz_register_and_login",
+    "/auth/reset": "test_fuzz_mailed_links",
+    "/auth/reset/<token>": "test_fuzz_mailed_links",
+    "/auth/verify": "test_fuzz_mailed_links",
+    "/auth/verify/<token>": "test_fuzz_mailed_links",
     "/buyers": "test_fuzz_buyer_link_request",
     "/buyers/invitations/<token>": "test_fuzz_invitation",
     "/cases/<reference>/confirm": "test_fuzz_case_forms",
@@ -566,6 +611,7 @@ FUZZED_POST_RULES = {
     "/staff/queue/bulk": "test_fuzz_queue_bulk",
     "/staff/users": "test_fuzz_staff_users",
     "/staff/users/<int:user_id>": "test_fuzz_staff_users",
+    "/staff/users/<int:user_id>/totp-reset": "test_fuzz_staff_users",
 }
 
 
@@ -888,6 +934,23 @@ CODES = plausible("000000", "123456", "²²²²²²", "١٢٣٤٥٦", " 1 2 3 4 
 def test_fuzz_second_factor(app, world, data, step):
     client, token = signed_in(app, "pending-admin" if step == "/auth/2fa" else "reviewer")
     post_form(app, client, step, data, token)
+
+
+@FUZZ
+@given(
+    data=form(email=EMAIL, password=plausible(PASSWORD + "!"), confirm=plausible(PASSWORD + "!")),
+    url=st.sampled_from(["/auth/reset", "/auth/reset/{reset}", "/auth/verify/{verify}"]),
+    token_text=st.one_of(st.none(), TEXT),
+)
+def test_fuzz_mailed_links(app, world, data, url, token_text):
+    client, token = signed_in(app, None)
+    fresh = world.fresh()
+    if token_text is not None:
+        fresh = dataclasses.replace(fresh, reset_token=token_text, verify_token=token_text)
+    target = url.format(reset=ref_in_url(fresh.reset_token), verify=ref_in_url(fresh.verify_token))
+    post_form(app, client, target, data, token)
+    customer_client, customer_token = signed_in(app, "customer")
+    post_form(app, customer_client, "/auth/verify", data, customer_token)
 
 
 # --- customer ------------------------------------------------------------------------------
@@ -1245,6 +1308,13 @@ def test_fuzz_staff_users(app, world, create, update, user):
         f"/staff/users/{ref_in_url(str(user_id))}",
         data={**update, "csrf_token": token},
     )
+    send(
+        app,
+        client,
+        "POST",
+        f"/staff/users/{ref_in_url(str(user_id))}/totp-reset",
+        data={**update, "csrf_token": token},
+    )
 
 
 # --- GET pages: random query strings and path segments ----------------------------------------
@@ -1306,6 +1376,7 @@ GET_PAGES = [
     ("/auth/register", None),
     ("/auth/2fa", "pending-admin"),
     ("/auth/2fa/setup", "reviewer"),
+    ("/auth/reset", None),
     ("/buyers", "customer"),
     ("/cases", "customer"),
     ("/auth/account", "customer"),
@@ -1376,6 +1447,8 @@ PATH_PAGES = [
     ("/evidence/{}/preview", "customer"),
     ("/buyers/invitations/{}", "customer"),
     ("/rate/{}", None),
+    ("/auth/reset/{}", None),
+    ("/auth/verify/{}", None),
     ("/staff/invoices/{}", "reviewer"),
     ("/staff/cases/{}", "reviewer"),
     ("/staff/mail/{}", "reviewer"),
@@ -1406,6 +1479,8 @@ def test_fuzz_get_path_segments(app, world):
         "/evidence/{}/preview": str(world.upload_id),
         "/cases/{}": world.first.case_ref,
         "/staff/cases/{}": world.first.case_ref,
+        "/auth/reset/{}": world.first.reset_token,
+        "/auth/verify/{}": world.first.verify_token,
     }
     for template, role in PATH_PAGES:
         headers = api_headers if role == "api" else {}

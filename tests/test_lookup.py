@@ -134,7 +134,7 @@ def test_qr_text_fills_the_form_and_looks_up(sim_app, client):
     assert 'value="51142414"' in response.get_data(as_text=True)
 
 
-def test_one_invoice_is_checked_at_most_n_times_a_day(app_factory, registry_sim, client):
+def test_n_failed_checks_of_one_invoice_a_day_then_refused(app_factory, registry_sim, client):
     app = app_factory(LOOKUPS_PER_INVOICE_PER_DAY=2, REGISTRY_URL=registry_sim.url)
     client = app.test_client()
     fields = {
@@ -146,7 +146,9 @@ def test_one_invoice_is_checked_at_most_n_times_a_day(app_factory, registry_sim,
     assert findings(look_up(client, **fields)) == ["unknown"]
     assert findings(look_up(client, **fields)) == ["unknown"]
     third = look_up(client, **fields)
-    assert findings(third) == [] and "今天已查询 2 次" in third.get_data(as_text=True)
+    assert findings(third) == [] and "今天已用不一致的信息查验这张发票 2 次" in third.get_data(
+        as_text=True
+    )
 
 
 def test_lookups_are_rate_limited_per_ip(app_factory, registry_sim):

@@ -171,6 +171,9 @@ def urls(app) -> dict[str, str]:
             "review_url": url_for("staff.case_review", reference=REFERENCE, _external=True),
             "dead_letters_url": url_for("staff.dead_letters", _external=True),
             "dashboard_url": url_for("staff.queue", _external=True),
+            "verify_url": url_for("auth.verify_email", token="t0ken", _external=True),
+            "signin_url": url_for("auth.login", _external=True),
+            "reset_url": url_for("auth.reset_password", token="t0ken", _external=True),
         }
 
 
@@ -180,6 +183,9 @@ ENDPOINTS = {
     "review_url": "staff.case_review",
     "dead_letters_url": "staff.dead_letters",
     "dashboard_url": "staff.queue",
+    "verify_url": "auth.verify_email",
+    "signin_url": "auth.login",
+    "reset_url": "auth.reset_password",
 }
 PREFERENCES_URL = f"{BASE}/account/notifications"
 

@@ -127,12 +127,15 @@ def test_approve_refuses_invalid_fields(ctx):
     assert case.state == CaseState.IN_REVIEW and db.session.scalar(select(Invoice)) is None
 
 
-def test_approving_a_known_invoice_corrects_it(ctx):
-    reviewer = user("r@example.com")
+def test_approving_a_known_invoice_with_other_fields_corrects_it_after_four_eyes(ctx):
+    reviewer, boss = user("r@example.com"), user("s@example.com", "supervisor")
     factories.issued(number="12345678", buyer_name="打错的名字")
     case = open_case()
     review.claim(case, reviewer)
-    review.approve(case, reviewer, APPROVED_FIELDS)
+    decision = review.approve(case, reviewer, APPROVED_FIELDS)
+    assert decision.awaiting_second and decision.second_reasons == ["ledger_change"]
+    assert db.session.scalar(select(Invoice.buyer_name)) == "打错的名字"  # not yet
+    review.confirm(case, boss, decision.id, review.decision_digest(decision))
     invoice = db.session.scalar(select(Invoice))
     assert invoice.buyer_name == "北京示例科技有限公司"
     # The original submission is still queued, so no second one was added.
@@ -152,16 +155,18 @@ def test_four_eyes_above_the_limit(app, app_factory):
         review.claim(case, reviewer)
         decision = review.approve(case, reviewer, big)
         assert decision.awaiting_second and case.state == CaseState.IN_REVIEW
+        assert decision.second_reasons == ["amount"]
         assert db.session.scalar(select(Invoice)) is None
+        digest = review.decision_digest(decision)
         with pytest.raises(ServiceError):
-            review.confirm(decision, reviewer)  # not a supervisor
+            review.confirm(case, reviewer, decision.id, digest)  # not a supervisor
         case2 = open_case("22222222")
         review.claim(case2, boss)
         own = review.approve(case2, boss, big | {"number": "22222222"})
         with pytest.raises(ServiceError) as same:
-            review.confirm(own, boss)  # the same person twice
+            review.confirm(case2, boss, own.id, review.decision_digest(own))  # the same person
         assert same.value.code == "same_person"
-        review.confirm(decision, other_boss)
+        review.confirm(case, other_boss, decision.id, digest)
         assert case.state == CaseState.APPROVED
         assert db.session.scalar(select(Invoice.total)) == Decimal("5300.00")
 

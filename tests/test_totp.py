@@ -7,6 +7,7 @@ import re
 import pyotp
 from sqlalchemy import select
 
+from portal import crypto
 from portal.extensions import db
 from portal.models import User
 from tests.conftest import AuthActions, csrf_token_from
@@ -43,14 +44,15 @@ def test_an_admin_must_set_up_a_code_at_first_sign_in(app):
     post(client, "/auth/2fa/setup", code=pyotp.TOTP(secret).now())
     assert client.get("/staff/users").status_code == 200
     with app.app_context():
-        assert db.session.scalar(select(User.totp_secret)) == secret
+        stored = db.session.scalar(select(User.totp_secret))
+        assert secret not in stored and crypto.decrypt_secret(stored) == secret  # at rest
 
 
 def test_a_code_is_asked_at_every_sign_in_once_set_up(app, make_user):
     make_user("r@example.com", "reviewer")
     secret = pyotp.random_base32()
     with app.app_context():
-        db.session.scalar(select(User)).totp_secret = secret
+        db.session.scalar(select(User)).totp_secret = crypto.encrypt_secret(secret)
         db.session.commit()
     actions = AuthActions(app.test_client())
     assert password_step(actions, "r@example.com").headers["Location"].endswith("/auth/2fa")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from functools import wraps
 
 from flask import g, jsonify, request
 
-from ..models import Role
+from ..models import Role, hash_api_token
 from ..services import accounts
 
 
@@ -21,11 +22,8 @@ def token_required(role: Role | None = None):
     def decorator(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
-            header = request.headers.get("Authorization", "")
-            scheme, _, token = header.partition(" ")
-            user = (
-                accounts.user_for_api_token(token.strip()) if scheme.lower() == "bearer" else None
-            )
+            token = bearer_token(request.headers.get("Authorization"))
+            user = accounts.user_for_api_token(token) if token else None
             if user is None:
                 response = api_error(401, "A valid API token is required.")
                 response[0].headers["WWW-Authenticate"] = 'Bearer realm="api"'
@@ -40,12 +38,25 @@ def token_required(role: Role | None = None):
     return decorator
 
 
-def token_key() -> str:
-    """Rate-limit key per token (limits run before authentication, so hash the header)."""
-    import hashlib
+# RFC 6750 §2.1: "Bearer" (any case), one or more spaces, one b64token, nothing else.
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")
 
-    header = request.headers.get("Authorization", "")
-    return "api:" + hashlib.sha256(header.encode()).hexdigest()[:24]
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None for anything else
+    (another scheme, no token, two tokens, stray characters): those are all a 401."""
+    match = _BEARER.fullmatch(header or "")
+    return match.group(1) if match else None
+
+
+def token_key() -> str:
+    """Rate-limit key: the token's identity (the SHA-256 it is stored under), however the header
+    was written; requests without a well-formed token share their address's bucket. (Limits run
+    before authentication, which they protect.)"""
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        return "api-anonymous:" + (request.remote_addr or "")
+    return "api-token:" + hash_api_token(token)
 
 
 def api_locale() -> str:

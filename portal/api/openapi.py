@@ -238,7 +238,8 @@ def openapi_document() -> dict:
             "version": "1.0.0",
             "description": "Machine clients: the billing system pushes issued invoices; apps "
             "look invoices up and read invoice files into fields. Authenticate with "
-            "`Authorization: Bearer <token>` (`flask users token`). Messages follow "
+            "`Authorization: Bearer <token>` (`flask users token`; RFC 6750: the scheme in any "
+            "case, exactly one token, anything else is a 401). Messages follow "
             "Accept-Language (zh_CN, en).",
         },
         "servers": [{"url": "/api/v1"}],
@@ -312,7 +313,9 @@ def openapi_document() -> dict:
                     "kind (专票: issue_date + amount; 数电票: issue_date + total; 普票: issue_date "
                     "+ check_code_last6). Finding codes: not_beijing, unknown, issued_today, "
                     "amount_is_total, date_mismatch, check_code_mismatch, amount_mismatch, "
-                    "registered, pending_registry. One invoice can be checked 5 times a day.",
+                    "registered, pending_registry. Each caller (token) may make 5 checks of one "
+                    "invoice a day that do not match; then it gets only 429 for that invoice "
+                    "until tomorrow. A full match is never refused for others' failures.",
                     "requestBody": {
                         "required": True,
                         "content": {

@@ -82,7 +82,9 @@ def lookup():
     locale = api_locale()
     try:
         query = lookup_service.parse(body)
-        result = lookup_service.lookup(query, user=g.api_user, channel="api")
+        result = lookup_service.lookup(
+            query, user=g.api_user, channel="api", source=request.remote_addr
+        )
     except InvoiceRuleError as error:
         return api_error(
             422,

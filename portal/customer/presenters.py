@@ -38,6 +38,7 @@ EVENT_LABELS = {
     "released": _l("Returned to the queue"),
     "assigned": _l("Assigned"),
     "approval_pending": _l("Approved; waiting for a second approval"),
+    "approval_withdrawn": _l("Approval withdrawn before the second approval"),
     "approved": _l("Approved; the invoice is being registered"),
     "registered": _l("Registered with the registry"),
     "rejected": _l("Rejected"),
@@ -94,6 +95,7 @@ SLA_STATES = {
 FIELD_LABELS = {
     "code": _l("Invoice code"),
     "number": _l("Invoice number"),
+    "kind": _l("Invoice kind"),
     "issue_date": _l("Issue date"),
     "amount": _l("Amount excluding tax"),
     "tax": _l("Tax"),

@@ -110,7 +110,7 @@ def lookup_submit():
             else:
                 query = lookup_service.parse({k: form[k].data for k in LOOKUP_FIELDS})
             user = current_user if current_user.is_authenticated else None
-            result = lookup_service.lookup(query, user=user)
+            result = lookup_service.lookup(query, user=user, source=request.remote_addr)
         except InvoiceRuleError as error:
             attach_error(form, error, "qr_text" if form.qr_text.data else "number")
         except lookup_service.LookupLimited as error:

@@ -11,7 +11,8 @@ Everything here takes plain values and returns plain values; every refusal is an
 - ``money``: ``parse_money``, ``format_money``, ``VAT_RATES``, ``check_totals``,
   ``tax_plausible``, ``AmountMeaning``.
 - ``verification``: ``required_fields(identity)``, ``build_lookup_query(values)``,
-  ``LookupQuery``, ``parse_issue_date``.
+  ``LookupQuery``, ``parse_issue_date``, ``check_issue_date_range``.
+- ``throttle``: ``sign_in_wait``, ``SignInPolicy``, ``FailureCount`` (sign-in delays).
 - ``diagnosis``: ``diagnose(query, today=..., ledger=..., registry=...)`` -> ``Finding``s.
 - ``regions``, ``shanghai_time``, ``normalize``, ``messages``, ``errors``: the supporting pieces.
 """
@@ -45,15 +46,18 @@ from portal.domain.regions import BEIJING, Region, region_for_digital, region_fo
 from portal.domain.shanghai_time import SHANGHAI, shanghai_date
 from portal.domain.taxid import TaxIdForm, TaxpayerId, is_valid_taxpayer_id, parse_taxpayer_id
 from portal.domain.verification import (
+    EARLIEST_ISSUE_DATE,
     LookupQuery,
     VerificationField,
     build_lookup_query,
+    check_issue_date_range,
     parse_issue_date,
     required_fields,
 )
 
 __all__ = [
     "BEIJING",
+    "EARLIEST_ISSUE_DATE",
     "SHANGHAI",
     "VAT_RATES",
     "AmountMeaning",
@@ -73,6 +77,7 @@ __all__ = [
     "TaxpayerId",
     "VerificationField",
     "build_lookup_query",
+    "check_issue_date_range",
     "check_totals",
     "diagnose",
     "format_check_code",

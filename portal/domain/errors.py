@@ -149,6 +149,10 @@ ERROR_MESSAGES: Mapping[str, tuple[str, str]] = {
         "{field_label}“{text}”不是日历上存在的日期。",
         "The {field_label} “{text}” is not a calendar date.",
     ),
+    "date_out_of_range": (
+        "{field_label}“{text}”不在合理范围内，应在 {earliest} 至 {latest} 之间。",
+        "The {field_label} “{text}” is out of range; it must be from {earliest} to {latest}.",
+    ),
     "naive_datetime": (
         "{field_label}必须带时区。",
         "The {field_label} must carry its time zone.",

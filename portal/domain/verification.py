@@ -11,6 +11,9 @@ Public API:
 - ``required_fields(identity_or_kind) -> tuple[VerificationField, ...]``.
 - ``parse_issue_date(value) -> date``: ``2024-05-14``, ``2024/5/14``, ``20240514``,
   ``2024年5月14日`` or a ``date``.
+- ``check_issue_date_range(issued, today) -> date``: the one plausibility rule for issue dates
+  everywhere (API, forms, CSV, lookups): from ``EARLIEST_ISSUE_DATE`` (2000-01-01) to the day
+  after ``today`` (a Beijing "today" ahead of the caller's clock is not refused).
 - ``LookupQuery``: what a customer typed, parsed; refuses to exist without its required fields.
 - ``build_lookup_query(values) -> LookupQuery``: from a mapping of form or JSON fields
   (``code``, ``number`` and the verification fields).
@@ -21,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -97,6 +100,24 @@ def parse_issue_date(value: date | str | None) -> date:
                     "date_invalid", field="issue_date", text=excerpt(compact)
                 ) from None
     raise InvoiceRuleError("date_format", field="issue_date", text=excerpt(compact))
+
+
+EARLIEST_ISSUE_DATE = date(2000, 1, 1)
+
+
+def check_issue_date_range(issued: date, today: date) -> date:
+    """Return ``issued`` if it lies from 2000-01-01 to the day after ``today``; raise
+    InvoiceRuleError ``date_out_of_range`` (field ``issue_date``) otherwise."""
+    latest = today + timedelta(days=1)
+    if not EARLIEST_ISSUE_DATE <= issued <= latest:
+        raise InvoiceRuleError(
+            "date_out_of_range",
+            field="issue_date",
+            text=issued.isoformat(),
+            earliest=EARLIEST_ISSUE_DATE.isoformat(),
+            latest=latest.isoformat(),
+        )
+    return issued
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,17 @@ LOCALES = ("zh_CN", "en")
 DEFAULT_LOCALE = "zh_CN"
 
 CUSTOMER_KINDS = frozenset(
-    {"case_opened", "info_requested", "case_approved", "case_resolved", "case_rejected"}
+    {
+        "case_opened",
+        "info_requested",
+        "case_approved",
+        "case_resolved",
+        "case_rejected",
+        # Account mail (portal/services/account_links.py): always essential.
+        "verify_email",
+        "account_exists",
+        "password_reset",
+    }
 )
 STAFF_KINDS = frozenset(
     {"staff_assigned", "sla_at_risk", "sla_breached", "dead_letter", "registry_down"}
@@ -68,6 +78,9 @@ REQUIRED_CONTEXT: Mapping[str, tuple[str, ...]] = {
     "sla_breached": ("reference", "review_url", "due"),
     "dead_letter": ("invoice_key", "error", "dead_letters_url"),
     "registry_down": ("since", "dashboard_url"),
+    "verify_email": ("verify_url",),
+    "account_exists": ("signin_url", "reset_url"),
+    "password_reset": ("reset_url",),
 }
 # Every kind may also have ``recipient_name`` (the greeting) and ``preferences_url`` (the
 # "switch this off" link of non-essential kinds; without it the footer says where to look).
@@ -76,6 +89,8 @@ OPTIONAL_CONTEXT: Mapping[str, tuple[str, ...]] = {
     "staff_assigned": ("due",),
     "dead_letter": ("attempts",),
     "registry_down": ("backlog",),
+    "verify_email": ("valid_days",),
+    "password_reset": ("valid_minutes",),
 }
 _COMMON_OPTIONAL = ("recipient_name", "preferences_url")
 _TIME_KEYS = frozenset({"first_response_due", "resolution_due", "due", "since", "rating_expires"})

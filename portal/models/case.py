@@ -182,8 +182,10 @@ class DecisionKind(StrEnum):
 class ReviewDecision(db.Model):
     """A reviewer's decision on a case, with the fields approved and the reasons given.
 
-    An approval above the four-eyes amount waits (``awaiting_second``) until a different
-    supervisor confirms it; only then is the invoice re-entered.
+    An approval that needs four eyes (a total above the four-eyes amount, another invoice than
+    the one reported, or a change to an invoice already in the ledger) waits
+    (``awaiting_second``) until a different supervisor confirms exactly it (its id and
+    ``services.review.decision_digest``); only then is the invoice re-entered.
     """
 
     __tablename__ = "review_decisions"
@@ -196,6 +198,11 @@ class ReviewDecision(db.Model):
     reason_text: Mapped[str] = mapped_column(Text, default="")
     approved_fields: Mapped[dict | None] = mapped_column(db.JSON)
     awaiting_second: Mapped[bool] = mapped_column(default=False)
+    # Why a second person must confirm: "amount", "identity" (the approved invoice is not the
+    # reported one), "ledger_change" / "registered_change" (it alters an invoice we hold).
+    second_reasons: Mapped[list | None] = mapped_column(db.JSON)
+    # A pending approval taken back before anyone confirmed it.
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     second_reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     second_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

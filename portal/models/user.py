@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -44,8 +44,14 @@ class User(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     # False: send only the mail that must be read (see portal.mail NON_ESSENTIAL_KINDS).
     optional_mail: Mapped[bool] = mapped_column(default=True)
-    # Base32 TOTP secret once two-factor sign-in is set up (required for admins).
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The TOTP secret once two-step sign-in is set up (required for admins), encrypted with
+    # TOTP_ENCRYPTION_KEY (portal/crypto.py): a Fernet token, never the base32 secret itself.
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
+    # The 30-second time step of the last code accepted: a code is good once per user.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # When the customer opened the link mailed to this address; until then nothing attached
+    # to the address (staff-opened cases, buyer invitations) becomes theirs.
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Flask-Login keeps this in the session cookie instead of the primary key, so that a new
     # token (password reset, disabling, "log out everywhere") ends every existing session.
     session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)

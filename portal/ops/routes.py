@@ -16,11 +16,14 @@ def healthz():
 
 @bp.route("/metrics")
 def metrics():
+    import hmac
+
     from flask import Response, abort, current_app, request
 
     from .metrics import render
 
     token = current_app.config.get("METRICS_TOKEN")
-    if token and request.headers.get("Authorization", "") != f"Bearer {token}":
+    given = request.headers.get("Authorization", "").encode()
+    if token and not hmac.compare_digest(given, f"Bearer {token}".encode()):
         abort(404)
     return Response(render(), mimetype="text/plain; version=0.0.4")

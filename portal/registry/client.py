@@ -501,8 +501,10 @@ def _with_key(result: DeliveryResult, key: str) -> DeliveryResult:
 
 
 def _json_or_none(response: requests.Response) -> Any:
+    from ..jsonbody import loads
+
     try:
-        return response.json()
+        return loads(response.content)  # a hostile answer nested deep is unreadable, not a crash
     except ValueError:
         return None
 

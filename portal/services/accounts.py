@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import secrets
 from functools import cache
 from importlib import resources
@@ -11,9 +10,10 @@ from importlib import resources
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .. import crypto
 from ..extensions import db
 from ..models import ApiToken, Role, User, hash_api_token, new_session_token, utcnow
 from . import audit
@@ -60,42 +60,66 @@ def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.email) == email.lower()))
 
 
-def register_customer(email: str, password: str, locale: str | None = None) -> User:
-    """Create a customer account; raise ServiceError for a bad or taken e-mail or weak password."""
+def login_name(raw: str | None) -> str:
+    """The account a sign-in form names: the normalised e-mail (``normalise_email``), or, for
+    text that is no e-mail address at all, that text trimmed and lower-cased. Sign-in, the
+    failure counters and password resets all name accounts through this one function."""
+    try:
+        return normalise_email(raw or "")
+    except ServiceError:
+        return " ".join((raw or "").split()).lower()
+
+
+def register_customer(email: str, password: str, locale: str | None = None) -> User | None:
+    """Create an unverified customer account and mail it the verification link; for an address
+    that has an account already, create nothing and mail "you already have an account".
+
+    The caller answers both the same way (nothing on the page says whether the address had an
+    account); both cost one password hash. Raises ServiceError for a bad e-mail or a weak
+    password. Returns the new user, or None when the address was taken. Commits.
+    """
+    from . import account_links
+
     email = normalise_email(email)
     check_password_policy(password, email)
-    if find_user_by_email(email) is not None:
-        raise ServiceError(
-            _l("An account with this e-mail already exists. Sign in instead."), field="email"
-        )
-    user = User(
-        email=email, password_hash=hash_password(password), role=Role.CUSTOMER, locale=locale
-    )
+    password_hash = hash_password(password)  # in both cases, so both take as long
+    existing = find_user_by_email(email)
+    if existing is not None:
+        account_links.mail_account_exists(existing)
+        audit.record("user.registration_repeated", "user", existing.id, actor="anonymous")
+        db.session.commit()
+        return None
+    user = User(email=email, password_hash=password_hash, role=Role.CUSTOMER, locale=locale)
     db.session.add(user)
     db.session.flush()
     audit.record(
         "user.registered", "user", user.id, after={"email": email, "role": user.role}, actor=user
     )
+    account_links.mail_verification(user)
     db.session.commit()
     return user
 
 
-# A real hash to compare against when the e-mail is unknown, so that the time a failed sign-in
-# takes does not reveal whether the account exists.
-_DUMMY_HASH: dict[str, str] = {}
+def init_app(app) -> None:
+    """Compute the hash compared with when a sign-in names no account, once per process and
+    with the configured method, so that an unknown e-mail costs exactly one hash like a known
+    one (creating it anew on each unknown e-mail doubled its cost and told which existed)."""
+    method = app.config["PASSWORD_HASH_METHOD"]
+    app.extensions["portal.dummy_password_hash"] = generate_password_hash(
+        secrets.token_urlsafe(16), method=method
+    )
 
 
 def authenticate(email: str, password: str) -> User | None:
-    """The active user with these credentials, or None (without saying which part was wrong)."""
-    try:
-        email = normalise_email(email)
-    except ServiceError:
-        return None
-    user = find_user_by_email(email)
+    """The active user with these credentials, or None (without saying which part was wrong).
+
+    Exactly one password hash is checked whatever the outcome, so the time taken does not tell
+    whether the account exists.
+    """
+    name = login_name(email)
+    user = find_user_by_email(name)
     if user is None:
-        method = current_app.config["PASSWORD_HASH_METHOD"]
-        dummy = _DUMMY_HASH.setdefault(method, generate_password_hash("x" * 16, method=method))
-        check_password_hash(dummy, password or "")
+        check_password_hash(current_app.extensions["portal.dummy_password_hash"], password or "")
         return None
     if not check_password_hash(user.password_hash, password or "") or not user.active:
         return None
@@ -206,45 +230,6 @@ def update_user(admin: User, user: User, role: str, active: bool, password: str 
     db.session.commit()
 
 
-def _lock_key(email: str) -> str:
-    return "portal:login-failures:" + hashlib.sha256(email.lower().encode()).hexdigest()[:32]
-
-
-def login_locked(email: str) -> bool:
-    """True while an account (known or not: no hint either way) is locked after failures."""
-    from ..queue import redis_connection
-
-    try:
-        failures = int(redis_connection().get(_lock_key(email)) or 0)
-    except Exception:  # Redis down: the per-IP limit still applies
-        return False
-    return failures >= current_app.config["LOGIN_FAILURES_BEFORE_LOCK"]
-
-
-def note_login_failure(email: str) -> None:
-    """Count a failed sign-in for this e-mail; the count expires after the lock period."""
-    from ..queue import redis_connection
-
-    try:
-        pipe = redis_connection().pipeline()
-        key = _lock_key(email)
-        pipe.incr(key)
-        pipe.expire(key, current_app.config["LOGIN_LOCK_MINUTES"] * 60)
-        pipe.execute()
-    except Exception:
-        current_app.logger.warning("login failure counter unavailable", exc_info=True)
-
-
-def clear_login_failures(email: str) -> None:
-    """A successful sign-in forgets earlier failures."""
-    from ..queue import redis_connection
-
-    try:
-        redis_connection().delete(_lock_key(email))
-    except Exception:
-        current_app.logger.warning("login failure counter unavailable", exc_info=True)
-
-
 def sign_out_everywhere(user: User) -> None:
     """Sign-out ends the session on the server: the token every cookie carries is replaced."""
     end_all_sessions(user)
@@ -271,23 +256,118 @@ def totp_uri(user: User, secret: str) -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name="发票补录服务平台")
 
 
-def check_totp(secret: str | None, code: str) -> bool:
-    """True when ``code`` is the current one-time code (a step either side allowed)."""
+def totp_step(secret: str | None, code: str | None, now: float | None = None) -> int | None:
+    """The 30-second time step whose code ``code`` is (one step either side of now allowed),
+    or None when it is no current code of ``secret``."""
+    import time
+
     import pyotp
+    from pyotp.utils import strings_equal
 
     code = "".join(ch for ch in (code or "") if ch.isdigit())
-    return bool(secret) and len(code) == 6 and pyotp.TOTP(secret).verify(code, valid_window=1)
+    if not secret or len(code) != 6:
+        return None
+    totp = pyotp.TOTP(secret)
+    now = time.time() if now is None else now
+    current = totp.timecode(_utc(now))
+    for step in (current, current - 1, current + 1):
+        if strings_equal(code, totp.generate_otp(step)):
+            return step
+    return None
 
 
-def enable_totp(user: User, secret: str, code: str) -> None:
-    """Turn on two-factor sign-in after the user proved their app shows the right code."""
-    if not check_totp(secret, code):
+def _utc(seconds: float):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def _spend_step(user: User, step: int) -> bool:
+    """Record ``step`` as the user's last code, unless it (or a later one) was used already:
+    one conditional UPDATE, so two requests racing with the same code cannot both win."""
+    spent = db.session.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    db.session.refresh(user)
+    return bool(spent)
+
+
+def check_second_factor(user: User, code: str | None) -> bool:
+    """True when ``code`` is the user's current one-time code and has not been used before
+    (a code seen once, in any session, is refused afterwards). Commits."""
+    if not user.totp_secret:
+        return False
+    try:
+        secret = crypto.decrypt_secret(user.totp_secret)
+    except crypto.SecretUnreadable:
+        # A wrong or missing TOTP_ENCRYPTION_KEY: refuse (never fall back), and say why.
+        current_app.logger.error("the TOTP secret of user %s cannot be decrypted", user.id)
+        return False
+    step = totp_step(secret, code)
+    return step is not None and _spend_step(user, step)
+
+
+def enable_totp(user: User, secret: str, code: str, current_code: str | None = None) -> None:
+    """Turn on two-step sign-in with ``secret`` once the user's app shows its code.
+
+    Only while none is set up: replacing a secret needs the code of the current one (or an
+    admin's audited reset, ``reset_totp``). Raises ServiceError naming the field. Commits.
+    """
+    replacing = bool(user.totp_secret)
+    if replacing and not check_second_factor(user, current_code):
+        raise ServiceError(
+            _l("Enter the code your current app shows to replace it."), field="current_code"
+        )
+    step = totp_step(secret, code)
+    if step is None:
         raise ServiceError(
             _l("That code is not right. Check the time on your phone."), field="code"
         )
-    user.totp_secret = secret
-    audit.record("user.totp_enabled", "user", user.id, actor=user)
+    user.totp_secret = crypto.encrypt_secret(secret)
+    user.totp_last_step = step  # the code just shown cannot sign in again
+    audit.record(
+        "user.totp_replaced" if replacing else "user.totp_enabled", "user", user.id, actor=user
+    )
     db.session.commit()
+
+
+def reset_totp(admin: User, user: User) -> None:
+    """An admin clears another user's two-step sign-in (a lost phone); the user sets up a new
+    one at their next sign-in. Ends the user's sessions; audited. Commits."""
+    if not admin.has_role(Role.ADMIN):
+        raise ServiceError(_l("Only admins manage users."))
+    if admin.id == user.id:
+        raise ServiceError(_l("Another admin must reset your own two-step sign-in."))
+    if not user.totp_secret:
+        raise ServiceError(_l("This user has no two-step sign-in to reset."))
+    user.totp_secret = None
+    user.totp_last_step = None
+    end_all_sessions(user)
+    audit.record(
+        "user.totp_reset",
+        "user",
+        user.id,
+        before={"totp": True},
+        after={"totp": False},
+        actor=admin,
+    )
+    db.session.commit()
+
+
+def rotate_totp_secrets() -> int:
+    """Re-encrypt every stored TOTP secret with the newest TOTP_ENCRYPTION_KEY. Commits."""
+    users = db.session.scalars(select(User).where(User.totp_secret.is_not(None))).all()
+    for user in users:
+        user.totp_secret = crypto.rotate_secret(user.totp_secret)
+    db.session.commit()
+    return len(users)
 
 
 def set_optional_mail(user: User, wanted: bool) -> None:

@@ -159,6 +159,11 @@ def accept_invitation(user: User, token: str) -> BuyerLink:
         raise ServiceError(_l("This invitation is not valid any more."))
     if link.invited_email != user.email:
         raise ServiceError(_l("This invitation was sent to another e-mail address."))
+    if user.email_verified_at is None:
+        # The invitation is for whoever holds the mailbox; an account is not proof of that.
+        raise ServiceError(
+            _l("Confirm your e-mail address first (open the link we mailed you), then accept.")
+        )
     link.user_id = user.id
     link.state = LinkState.APPROVED
     link.decided_at = utcnow()

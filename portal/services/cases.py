@@ -8,16 +8,18 @@ from datetime import date
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..domain import (
     InvoiceRuleError,
+    check_issue_date_range,
     parse_check_code,
     parse_check_code_last6,
     parse_identity,
     parse_money,
     parse_taxpayer_id,
+    shanghai_date,
 )
 from ..extensions import db
 from ..models import Case, CaseEvent, CaseState, Channel, ReferenceCounter, User, utcnow
@@ -68,6 +70,8 @@ def parse_claim(values: Mapping[str, object]) -> ClaimedInvoice:
                 error.code, **{**error.params, "field": "buyer_tax_id"}
             ) from None
     issue_date = values.get("issue_date")
+    if isinstance(issue_date, date):
+        check_issue_date_range(issue_date, shanghai_date(utcnow()))
     return ClaimedInvoice(
         code=identity.code,
         number=identity.number,
@@ -158,6 +162,45 @@ def open_case(
     )
     db.session.commit()
     return case
+
+
+def customer_for_contact(email: str | None) -> User | None:
+    """The customer account a case taken by staff for ``email`` belongs to: only one whose
+    holder confirmed that address. Anyone can register any address; until its holder opens the
+    verification link, the case waits (``attach_waiting_cases``)."""
+    if not email:
+        return None
+    from .accounts import find_user_by_email, normalise_email
+
+    try:
+        user = find_user_by_email(normalise_email(email))
+    except ServiceError:
+        return None
+    if user is None or user.is_staff or user.email_verified_at is None:
+        return None
+    return user
+
+
+def attach_waiting_cases(user: User) -> int:
+    """Give a customer who just confirmed their address the cases staff opened for it while
+    no confirmed account had it. In the caller's transaction; returns how many."""
+    waiting = db.session.scalars(
+        select(Case).where(
+            Case.customer_id.is_(None),
+            func.lower(Case.contact_email) == user.email.lower(),
+        )
+    ).all()
+    for case in waiting:
+        case.customer_id = user.id
+        audit.record(
+            "case.attached",
+            "case",
+            case.reference,
+            before={"customer": None},
+            after={"customer": user.email},
+            actor=user,
+        )
+    return len(waiting)
 
 
 def cases_of(customer: User) -> list[Case]:

@@ -249,7 +249,12 @@ def upload_for(user: User, upload_id: int) -> Upload | None:
     upload = db.session.get(Upload, upload_id) if parse_id(upload_id) else None
     if upload is None or upload.case is None:
         return None
-    if user.is_staff or upload.case.customer_id == user.id:
+    if user.is_staff:
+        return upload
+    # A customer gets back only files the checks passed: a refused one (a PDF with JavaScript,
+    # say) or one not yet checked is never served to them, even their own. Staff get those
+    # too, always as attachments (see customer.evidence_file).
+    if upload.case.customer_id == user.id and upload.state == UploadState.EXTRACTED:
         return upload
     return None
 

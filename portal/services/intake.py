@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from ..domain import (
     InvoiceKind,
     InvoiceRuleError,
+    check_issue_date_range,
     check_totals,
     parse_check_code,
     parse_identity,
@@ -169,14 +170,10 @@ def validate_issued(
                     if claimed in (InvoiceKind.DIGITAL_SPECIAL, InvoiceKind.DIGITAL_ORDINARY)
                     else kind
                 )
-    issue_date = attempt("issue_date", lambda: parse_issue_date(_text(raw, "issue_date")))
-    if issue_date is not None and issue_date > today:
-        refuse(
-            "issue_date",
-            "date_future",
-            "开票日期不能晚于今天。",
-            "The issue date cannot be in the future.",
-        )
+    issue_date = attempt(
+        "issue_date",
+        lambda: check_issue_date_range(parse_issue_date(_text(raw, "issue_date")), today),
+    )
     amount = attempt("amount", lambda: parse_money(_text(raw, "amount"), field="amount"))
     tax = attempt("tax", lambda: parse_money(_text(raw, "tax"), field="tax"))
     total = attempt("total", lambda: parse_money(_text(raw, "total"), field="total"))

@@ -21,6 +21,7 @@ from ..domain import (
     LedgerRecord,
     LookupQuery,
     build_lookup_query,
+    check_issue_date_range,
     shanghai_date,
 )
 from ..domain import RegistryState as DomainRegistryState
@@ -93,28 +94,52 @@ def parse(values: Mapping[str, object]) -> LookupQuery:
     return build_lookup_query(values)
 
 
-def _spend_daily_check(key: str, today: date) -> int:
-    """Count one check of ``key`` today; returns checks left, raises LookupLimited past N."""
-    limit = current_app.config["LOOKUPS_PER_INVOICE_PER_DAY"]
-    counter = f"portal:lookups:{today.isoformat()}:{key}"
+def _requesters(user, source: str | None) -> tuple[str, list[str]]:
+    """Who is looking (the counter that may refuse them) and every counter their failures go
+    to: a signed-in user is judged by their account, anyone else by their address; a failure
+    counts against both."""
+    address = f"ip:{source or 'unknown'}"
+    if user is not None and getattr(user, "id", None) is not None:
+        account = f"user:{user.id}"
+        return account, [account, address]
+    return address, [address]
+
+
+def _failure_counter(today: date, key: str, who: str) -> str:
+    return f"portal:lookup-failures:{today.isoformat()}:{key}:{who}"
+
+
+def _limited(limit: int) -> LookupLimited:
+    return LookupLimited(
+        _l(
+            "You have checked this invoice %(n)d times today with fields that did not match. "
+            "Please compare the fields with the invoice and try again tomorrow.",
+            n=limit,
+        ),
+        code="too_many_checks",
+    )
+
+
+def _failures_so_far(today: date, key: str, who: str) -> int:
     try:
-        pipe = redis_connection().pipeline()
-        pipe.incr(counter)
-        pipe.expire(counter, 2 * 86400)
-        used, _ = pipe.execute()
+        return int(redis_connection().get(_failure_counter(today, key, who)) or 0)
     except Exception:  # Redis down: the per-IP limits still stand; do not refuse customers
         current_app.logger.warning("lookup counter unavailable", exc_info=True)
-        return limit
-    if used > limit:
-        raise LookupLimited(
-            _l(
-                "This invoice has already been checked %(n)d times today. "
-                "Please try again tomorrow.",
-                n=limit,
-            ),
-            code="too_many_checks",
-        )
-    return limit - used
+        return 0
+
+
+def _count_failure(today: date, key: str, counters: list[str]) -> int:
+    """Count one failed match against each counter; returns the first one's new value."""
+    try:
+        pipe = redis_connection().pipeline()
+        for who in counters:
+            counter = _failure_counter(today, key, who)
+            pipe.incr(counter)
+            pipe.expire(counter, 2 * 86400)
+        return int(pipe.execute()[0])
+    except Exception:
+        current_app.logger.warning("lookup counter unavailable", exc_info=True)
+        return 0
 
 
 @dataclass
@@ -175,11 +200,26 @@ def timeline(invoice: Invoice, history: _History | None = None) -> list[Timeline
     return entries
 
 
-def lookup(query: LookupQuery, *, user=None, channel: str = "web") -> LookupResult:
-    """Diagnose ``query`` against the ledger and the registry state; counts one daily check."""
+def lookup(
+    query: LookupQuery, *, user=None, channel: str = "web", source: str | None = None
+) -> LookupResult:
+    """Diagnose ``query`` against the ledger and the registry state.
+
+    The daily limit of an invoice (``LOOKUPS_PER_INVOICE_PER_DAY``) counts the checks that did
+    not match, per requester (``user``'s account, else the ``source`` address): past it, that
+    requester gets only LookupLimited for the rest of the day, whatever they type, so the
+    limit gives nothing away. A full match by anyone under their own limit is always answered;
+    someone else's failures never refuse the holder.
+    """
     today = shanghai_date(utcnow())
     key = query.identity.key
-    checks_left = _spend_daily_check(key, today)
+    if query.issue_date is not None:
+        check_issue_date_range(query.issue_date, today)
+    limit = current_app.config["LOOKUPS_PER_INVOICE_PER_DAY"]
+    judged_by, counters = _requesters(user, source)
+    failures = _failures_so_far(today, key, judged_by)
+    if failures >= limit:
+        raise _limited(limit)
     invoice = db.session.scalar(select(Invoice).where(Invoice.key == key))
     ledger = registry = history = None
     if invoice is not None:
@@ -200,10 +240,13 @@ def lookup(query: LookupQuery, *, user=None, channel: str = "web") -> LookupResu
         registry=registry,
         registry_available=health == "closed",
     )
-    result = LookupResult(query, findings, health, checks_left)
+    result = LookupResult(query, findings, health, limit - failures)
     if result.matched:
         result.invoice = invoice
         result.timeline = timeline(invoice, history)
+    else:
+        failures = _count_failure(today, key, counters) or failures + 1
+        result.checks_left_today = max(0, limit - failures)
     db.session.add(
         LookupEvent(
             invoice_key=key,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -47,6 +48,17 @@ def external_url(endpoint: str, **values) -> str:
         base.netloc, url_scheme=base.scheme or "http", script_name=base.path or "/"
     )
     return adapter.build(endpoint, values, force_external=True)
+
+
+# The single-use links mail carries: whoever holds one can rate a case, confirm an address, set
+# a password or accept an invitation. Staff reading the mail folder see them masked.
+_ONE_TIME_LINK = re.compile(r"(/(?:rate|auth/verify|auth/reset|buyers/invitations)/)[^\s?#\"'<>]+")
+MASK = "••••••"
+
+
+def masked_for_staff(text: str | None) -> str | None:
+    """Mail as staff may read it: the token of every single-use link replaced by a mask."""
+    return _ONE_TIME_LINK.sub(lambda m: m.group(1) + MASK, text) if text else text
 
 
 def _jsonable(context: dict) -> dict:

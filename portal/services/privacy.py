@@ -463,10 +463,13 @@ def write_customer_data(
                 }
                 for link in _rows(
                     BuyerLink,
+                    # Invitations by address only once the holder confirmed the address.
                     or_(
                         BuyerLink.user_id == user.id,
                         func.lower(BuyerLink.invited_email) == user.email.lower(),
-                    ),
+                    )
+                    if user.email_verified_at is not None
+                    else BuyerLink.user_id == user.id,
                 )
             ],
             "ratings": [

@@ -1,13 +1,18 @@
 """Staff review: the queue by SLA deadline, claiming, and the decisions on a case.
 
 Decisions are made by the reviewer who claimed the case; everybody else sees it read-only.
-An approval re-enters the invoice (ledger row and outbox row in one transaction); above the
-four-eyes amount it first waits for a second, different supervisor. The registry's
-confirmation later resolves the case (``resolve_registered``, called by the delivery job).
+An approval re-enters the invoice (ledger row and outbox row in one transaction); one above the
+four-eyes amount, for another invoice than the reported one, or changing an invoice already in
+the ledger first waits for a second, different supervisor, who confirms exactly what they saw.
+The registry's confirmation later resolves the case (``resolve_registered``, called by the
+delivery job).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -265,35 +270,101 @@ def four_eyes_amount() -> Decimal:
     return Decimal(str(current_app.config["FOUR_EYES_AMOUNT"]))
 
 
-def approve(case: Case, reviewer: User, fields: Mapping[str, object]) -> ReviewDecision:
+FOUR_EYES_REASONS = {
+    "amount": _l("the total is above the four-eyes amount"),
+    "identity": _l("the approved invoice is not the one reported"),
+    "ledger_change": _l("it changes an invoice already in the ledger"),
+    "registered_change": _l("it changes an invoice already registered"),
+}
+
+
+def decision_digest(decision: ReviewDecision) -> str:
+    """A digest of what an approval says (its id, case, fields and reasons): the second
+    supervisor's form carries it, so a confirm can only confirm what was shown."""
+    canonical = json.dumps(
+        {
+            "decision": decision.id,
+            "case": decision.case_id,
+            "fields": decision.approved_fields,
+            "reasons": decision.second_reasons or [],
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _four_eyes_reasons(case: Case, issued: intake.IssuedInvoice) -> list[str]:
+    reasons = []
+    if issued.total > four_eyes_amount():
+        reasons.append("amount")
+    if issued.key != case.claimed_key:
+        reasons.append("identity")
+    existing = db.session.scalar(select(Invoice).where(Invoice.key == issued.key))
+    if existing is not None and any(
+        getattr(existing, n) != getattr(issued, n) for n in intake.COMPARED_FIELDS
+    ):
+        registered = existing.registry_state == RegistryState.REGISTERED
+        reasons.append("registered_change" if registered else "ledger_change")
+    return reasons
+
+
+def approve(
+    case: Case, reviewer: User, fields: Mapping[str, object], *, other_invoice: bool = False
+) -> ReviewDecision:
     """Approve re-entry with these invoice fields (validated by the domain rules).
 
-    Above the four-eyes amount the decision waits for a second supervisor; otherwise the
-    invoice is re-entered at once. Commits. Raises intake.IntakeErrors for invalid fields.
+    The approved invoice must be the one the case reports; another one is refused unless the
+    reviewer says so (``other_invoice``), and then, like a total above the four-eyes amount or
+    any change to an invoice already in the ledger, the decision waits for a second, different
+    supervisor. Otherwise the invoice is re-entered at once. While an approval waits, no new one
+    is taken (withdraw it first). Commits. Raises intake.IntakeErrors for invalid fields.
     """
     _require_reviewer(case, reviewer)
+    if pending_second_approval(case) is not None:
+        raise ServiceError(
+            _l(
+                "An approval of this case is waiting for a second supervisor. Withdraw it "
+                "before approving again."
+            ),
+            code="pending",
+        )
     issued = intake.validate_issued(fields)
+    if issued.key != case.claimed_key and not other_invoice:
+        raise ServiceError(
+            _l(
+                "The invoice %(key)s is not the one reported (%(claimed)s). If the report "
+                "named the wrong invoice, tick “another invoice”: a second supervisor must "
+                "then confirm.",
+                key=issued.key,
+                claimed=case.claimed_key,
+            ),
+            field="number",
+            code="identity_mismatch",
+        )
+    reasons = _four_eyes_reasons(case, issued)
     decision = ReviewDecision(
         case_id=case.id,
         kind=DecisionKind.APPROVE,
         reviewer_id=reviewer.id,
         approved_fields={k: str(v) for k, v in issued.as_record().items()},
+        second_reasons=reasons or None,
     )
     db.session.add(decision)
-    if issued.total > four_eyes_amount():
+    if reasons:
         decision.awaiting_second = True
-        _event(
-            case,
-            "approval_pending",
-            reviewer,
-            public=False,
-            body=f"total {issued.total} > {four_eyes_amount()}",
-        )
+        db.session.flush()
+        _event(case, "approval_pending", reviewer, public=False, body=", ".join(reasons))
         audit.record(
             "case.approval_pending",
             "case",
             case.reference,
-            after={"fields": decision.approved_fields},
+            after={
+                "decision": decision.id,
+                "fields": decision.approved_fields,
+                "reasons": reasons,
+                "reported": case.claimed_key,
+            },
             actor=reviewer,
         )
         db.session.commit()
@@ -302,24 +373,66 @@ def approve(case: Case, reviewer: User, fields: Mapping[str, object]) -> ReviewD
     return decision
 
 
-def confirm(decision: ReviewDecision, supervisor: User) -> None:
-    """The second approval of a large amount, by a different supervisor. Commits."""
+def confirm(case: Case, supervisor: User, decision_id: int | None, digest: str) -> None:
+    """The second approval, by a different supervisor, of exactly the decision they were shown
+    (its id and ``decision_digest``); anything else is refused. Commits."""
     if not supervisor.has_role(Role.SUPERVISOR):
         raise ServiceError(_l("Only a supervisor can give the second approval."))
-    if not decision.awaiting_second:
-        raise ServiceError(_l("This approval does not need a second approver."))
+    decision = pending_second_approval(case)
+    if decision is None:
+        raise ServiceError(_l("Nothing is waiting for a second approval."), code="none")
+    if decision.id != decision_id or not hmac.compare_digest(
+        decision_digest(decision), digest or ""
+    ):
+        raise ServiceError(
+            _l(
+                "The approval waiting on this case is not the one you confirmed (it changed). "
+                "Look at it again."
+            ),
+            code="stale",
+        )
     if decision.reviewer_id == supervisor.id:
         raise ServiceError(
             _l("The second approval must come from someone else."), code="same_person"
         )
-    case = decision.case
     if case.state != CaseState.IN_REVIEW:
         raise ServiceError(_l("This case is no longer in review."))
     issued = intake.validate_issued(decision.approved_fields)
     decision.awaiting_second = False
     decision.second_reviewer_id = supervisor.id
     decision.second_decided_at = utcnow()
+    if "identity" in (decision.second_reasons or []):
+        audit.record(
+            "case.identity_corrected",
+            "case",
+            case.reference,
+            before={"invoice": case.claimed_key},
+            after={"invoice": issued.key, "first_approver": decision.reviewer_id},
+            actor=supervisor,
+        )
     _reenter(case, supervisor, issued, decision)
+
+
+def withdraw_pending(case: Case, actor: User) -> None:
+    """Take back an approval waiting for a second supervisor (its author or a supervisor), so
+    that a corrected one can be made. Commits."""
+    decision = pending_second_approval(case)
+    if decision is None:
+        raise ServiceError(_l("Nothing is waiting for a second approval."), code="none")
+    if decision.reviewer_id != actor.id and not actor.has_role(Role.SUPERVISOR):
+        raise ServiceError(_l("Only its author or a supervisor can withdraw this approval."))
+    decision.awaiting_second = False
+    decision.withdrawn_at = utcnow()
+    _event(case, "approval_withdrawn", actor, public=False)
+    audit.record(
+        "case.approval_withdrawn",
+        "case",
+        case.reference,
+        before={"decision": decision.id, "awaiting_second": True},
+        after={"awaiting_second": False},
+        actor=actor,
+    )
+    db.session.commit()
 
 
 def pending_second_approval(case: Case) -> ReviewDecision | None:

@@ -47,7 +47,18 @@ class ApproveForm(PortalForm):
     buyer_tax_id = StringField(_l("Buyer taxpayer ID"), validators=[Length(max=30)])
     buyer_name = StringField(_l("Buyer name"), validators=[Length(max=200)])
     seller_tax_id = StringField(_l("Seller taxpayer ID"), validators=[Length(max=30)])
+    other_invoice = BooleanField(
+        _l("This is another invoice than the one reported (a second supervisor must confirm)")
+    )
     submit = SubmitField(_l("Approve re-entry"))
+
+
+class ConfirmApprovalForm(PortalForm):
+    """The second approval names the decision it confirms: its id and the digest of its fields
+    (``services.review.decision_digest``), as shown on the page."""
+
+    decision_id = HiddenField(validators=[DataRequired()])
+    digest = HiddenField(validators=[DataRequired(), Length(max=64)])
 
 
 class RejectForm(PortalForm):

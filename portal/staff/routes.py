@@ -3,6 +3,8 @@ registry pages, search and user management. Each view parses a form, calls one s
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask import (
     Response,
     abort,
@@ -23,6 +25,7 @@ from ..customer import presenters
 from ..domain import InvoiceRuleError, parse_money
 from ..extensions import db
 from ..formerrors import attach_error
+from ..forms import PortalForm
 from ..ids import parse_id
 from ..models import Case, Invoice, Role, User, utcnow
 from ..services import (
@@ -33,6 +36,7 @@ from ..services import (
     dashboard,
     intake,
     monitoring,
+    notify,
     outbox,
     review,
     search,
@@ -44,6 +48,7 @@ from .access import staff_required
 from .forms import (
     ApproveForm,
     AssignForm,
+    ConfirmApprovalForm,
     DecisionForm,
     InviteForm,
     MergeForm,
@@ -142,6 +147,15 @@ def case_review(reference: str):
     case = _case_or_404(reference)
     registry = review.registry_record(case.claimed_key) if case.claimed_key else None
     approve_form = ApproveForm(formdata=None, data=review.prefill_fields(case))
+    pending = review.pending_second_approval(case)
+    confirm_form = (
+        ConfirmApprovalForm(
+            formdata=None,
+            data={"decision_id": str(pending.id), "digest": review.decision_digest(pending)},
+        )
+        if pending is not None
+        else None
+    )
     assign_form = AssignForm(formdata=None)
     assign_form.reviewer_id.choices = [SelectChoice(str(u.id), u.email) for u in review.reviewers()]
     return render_template(
@@ -150,7 +164,9 @@ def case_review(reference: str):
         rows=review.comparison(case, registry),
         registry=registry,
         duplicates=review.duplicates(case),
-        pending=review.pending_second_approval(case),
+        pending=pending,
+        confirm_form=confirm_form,
+        four_eyes_reasons=review.FOUR_EYES_REASONS,
         mine=case.assignee_id == current_user.id and case.state == "in_review",
         approve_form=approve_form,
         reject_form=RejectForm(formdata=None),
@@ -200,21 +216,19 @@ def case_action(reference: str, action: str):
         elif action == "approve":
             form = ApproveForm()
             fields = {name: form[name].data for name in intake.CSV_HEADER}
-            decision = review.approve(case, current_user, fields)
+            decision = review.approve(
+                case, current_user, fields, other_invoice=bool(form.other_invoice.data)
+            )
             if decision.awaiting_second:
-                flash(
-                    _(
-                        "Above %(amount)s: a second supervisor must confirm.",
-                        amount=review.four_eyes_amount(),
-                    ),
-                    "warning",
-                )
+                flash(_("A second supervisor must confirm this approval."), "warning")
                 return _back(case)
         elif action == "confirm":
-            pending = review.pending_second_approval(case)
-            if pending is None:
-                raise ServiceError(_("Nothing is waiting for a second approval."))
-            review.confirm(pending, current_user)
+            form = ConfirmApprovalForm()
+            review.confirm(
+                case, current_user, parse_id(form.decision_id.data), form.digest.data or ""
+            )
+        elif action == "withdraw_approval":
+            review.withdraw_pending(case, current_user)
         elif action == "reject":
             form = RejectForm()
             review.reject(case, current_user, form.reason_code.data or "", form.text.data or "")
@@ -248,14 +262,9 @@ def offline_case():
     if form.validate_on_submit():
         try:
             claimed = cases.parse_claim({n: form[n].data for n in cases.CLAIM_FIELDS})
-            customer = (
-                accounts.find_user_by_email(form.contact_email.data)
-                if form.contact_email.data
-                else None
-            )
             case = cases.open_case(
                 claimed,
-                customer=customer if customer and not customer.is_staff else None,
+                customer=cases.customer_for_contact(form.contact_email.data),
                 channel=form.channel.data,
                 contact_email=form.contact_email.data or None,
                 contact_phone=form.contact_phone.data or None,
@@ -358,6 +367,24 @@ def user_update(user_id: int):
     return redirect(url_for("staff.users"))
 
 
+@bp.route("/users/<int:user_id>/totp-reset", methods=["POST"])
+@staff_required(Role.ADMIN)
+def user_totp_reset(user_id: int):
+    """An admin clears another user's authenticator (audited); they set up a new one at their
+    next sign-in."""
+    user = db.session.get(User, user_id) if parse_id(user_id) else None
+    if user is None:
+        abort(404)
+    if PortalForm().validate_on_submit():
+        try:
+            accounts.reset_totp(current_user, user)
+        except ServiceError as error:
+            flash(error.message, "error")
+        else:
+            flash(_("Two-step sign-in of %(email)s was reset.", email=user.email), "success")
+    return redirect(url_for("staff.users"))
+
+
 def _audit_filter() -> audit.AuditFilter:
     from datetime import UTC, datetime
 
@@ -437,6 +464,11 @@ def mail(name: str | None = None):
             message = backend.read_message(name)
         except MailNotFound:
             abort(404)
+        # Single-use links (rating, password reset, address confirmation, invitation) belong
+        # to the recipient: staff see that the mail went out, not a link they could use.
+        message = dataclasses.replace(
+            message, text=notify.masked_for_staff(message.text), html=None
+        )
     return render_template(
         "staff/mail.html", folder=True, message=message, messages=backend.list_messages(limit=100)
     )
@@ -455,7 +487,8 @@ def buyer_links():
         except ServiceError as error:
             attach_error(form, error, "email")
         else:
-            invitation_url = url_for("customer.accept_invitation", token=token, _external=True)
+            # From PUBLIC_URL, never from this request's Host header.
+            invitation_url = notify.external_url("customer.accept_invitation", token=token)
             flash(_("Invitation created for %(email)s.", email=link.invited_email), "success")
             form = InviteForm(formdata=None)
     return render_template(

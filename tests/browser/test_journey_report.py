@@ -25,12 +25,16 @@ def test_lookup_unknown_then_report_and_follow_the_case(live_server, page_factor
     screenshot(page, "lookup-phone-unknown")
     page.get_by_role("link", name="报告这张发票").click()
 
-    # Not signed in: sign-in page, then "create one", then back to the prefilled report.
+    # Not signed in: sign-in page, then "create one", sign in, then back to the prefilled report.
     page.get_by_role("link", name="立即注册").click()
     page.get_by_label("电子邮箱").fill("baogao@example.com")
     page.get_by_label("密码", exact=True).fill("Qing-Shan-Lv-Shui-2026")
     page.get_by_label("确认密码").fill("Qing-Shan-Lv-Shui-2026")
     page.get_by_role("button", name="注册账号").click()
+    # Registration says the same whether or not the address had an account: sign in now.
+    page.get_by_label("电子邮箱").fill("baogao@example.com")
+    page.get_by_label("密码").fill("Qing-Shan-Lv-Shui-2026")
+    page.get_by_role("button", name="登录").click()
     assert page.get_by_label("发票号码").input_value() == "12345678"
     assert page.get_by_label("开票日期").input_value() == "2026-05-01"
     page.get_by_label("其他说明").fill("开票方说已开具，但查验平台查不到。")

@@ -30,6 +30,9 @@ def test_photo_report_approved_registered_and_resolved(
     customer.get_by_label("密码", exact=True).fill("Qing-Shan-Lv-Shui-2026")
     customer.get_by_label("确认密码").fill("Qing-Shan-Lv-Shui-2026")
     customer.get_by_role("button", name="注册账号").click()
+    customer.get_by_label("电子邮箱").fill("baoxiao@example.com")  # then sign in
+    customer.get_by_label("密码").fill("Qing-Shan-Lv-Shui-2026")
+    customer.get_by_role("button", name="登录").click()
     customer.goto(
         live_server + f"/cases/new?code={SAMPLE.code}&number={SAMPLE.number}"
         "&issue_date=2026-05-01&check_code_last6=114698"

@@ -207,3 +207,20 @@ def test_arbitrary_form_values_raise_only_rule_errors(values):
     except InvoiceRuleError as error:
         assert error.field is not None
         assert error.message("en")
+
+
+def test_issue_dates_from_2000_to_tomorrow_are_plausible():
+    from datetime import date
+
+    from portal.domain import EARLIEST_ISSUE_DATE, check_issue_date_range
+
+    today = date(2026, 5, 1)
+    assert check_issue_date_range(EARLIEST_ISSUE_DATE, today) == date(2000, 1, 1)
+    assert check_issue_date_range(date(2026, 5, 2), today) == date(2026, 5, 2)
+    for far in (date(1, 1, 1), date(1999, 12, 31), date(2026, 5, 3), date(9999, 12, 31)):
+        with pytest.raises(InvoiceRuleError) as refused:
+            check_issue_date_range(far, today)
+        assert refused.value.code == "date_out_of_range"
+        assert refused.value.field == "issue_date"
+        assert "2000-01-01" in refused.value.message("zh_CN")
+        assert "2026-05-02" in refused.value.message("en")
