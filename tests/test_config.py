@@ -40,7 +40,7 @@ def clean_env(monkeypatch):
         ("SLA_POLICY", "{not json"),
         ("FOUR_EYES_AMOUNT", "-5"),
         ("SELLER_TAX_ID", "911101017967003190"),  # wrong check character
-        ("REDIS_URL", "localhost:6379"),
+        ("TEST_REDIS_URL", "localhost:6379"),
         ("PUBLIC_URL", "portal.example"),
         ("MAIL_URL", "smtp:"),
         ("TEST_DATABASE_URL", "not a database"),
