@@ -99,13 +99,21 @@ def gunicorn_two_workers(database_url, redis_url, tmp_path):
     proc.wait(timeout=20)
 
 
+def _logged(log: Path, count: int) -> Counter:
+    # gunicorn writes the access-log line just after sending the response: wait for the lines.
+    deadline = time.monotonic() + 30
+    while sum((served := _served_by(log)).values()) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return served
+
+
 def _send_until_both_served(base: str, log: Path) -> int:
     sent = 0
     with ThreadPoolExecutor(4) as pool:
         while sent < 800:
             list(pool.map(lambda _: _get_once(base), range(20)))
             sent += 20
-            if len(_served_by(log)) >= 2:
+            if len(_logged(log, sent)) >= 2:
                 break
     return sent
 
@@ -114,7 +122,7 @@ def _send_until_both_served(base: str, log: Path) -> int:
 def test_one_scrape_counts_the_requests_of_both_workers(gunicorn_two_workers):
     base, log, _proc = gunicorn_two_workers
     sent = _send_until_both_served(base, log)
-    served = _served_by(log)
+    served = _logged(log, sent)
     assert len(served) == 2 and sum(served.values()) == sent, served
     # Whichever worker answers the scrape, it counts what both of them served.
     for _ in range(4):
