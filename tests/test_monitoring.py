@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 
@@ -131,12 +132,15 @@ def test_metrics_in_prometheus_format(app, client):
 
 
 def _histogram(body: str, endpoint: str) -> dict[str, float]:
-    prefix = f'endpoint="{endpoint}",method="GET"'
+    """Bucket counts (by their ``le`` label, quoted), count and sum of one endpoint's GETs."""
     found = {}
     for line in body.splitlines():
-        if line.startswith("portal_http_request_duration_seconds") and prefix in line:
-            name, value = line.rsplit(" ", 1)
-            key = name.split(",le=")[1].rstrip("}") if ",le=" in name else name.split("{")[0]
+        if not line.startswith("portal_http_request_duration_seconds"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', name))
+        if labels.get("endpoint") == endpoint and labels.get("method") == "GET":
+            key = f'"{labels["le"]}"' if "le" in labels else name.split("{")[0]
             found[key] = float(value)
     return found
 

@@ -240,7 +240,6 @@ def test_the_cutoff_counts_calendar_months():
 
 
 def test_retention_months_comes_from_the_setting_with_a_default(app_factory):
-    assert privacy.DEFAULT_RETENTION_MONTHS == 24
     with app_factory().app_context():
         assert privacy.retention_months() == 24
     with app_factory(EVIDENCE_RETENTION_MONTHS=6).app_context():

@@ -299,7 +299,7 @@ def test_replies_are_counted_in_the_metrics(app):
                 if line.startswith("portal_http_requests_total")
                 and 'endpoint="customer.lookup",method="GET",status="200"' in line
             ]
-        return int(lines[0].rsplit(" ", 1)[1]) if lines else 0
+        return int(float(lines[0].rsplit(" ", 1)[1])) if lines else 0
 
     before = count()
     for _ in range(3):

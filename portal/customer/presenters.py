@@ -84,6 +84,7 @@ ALERTS = {
     "failure_rate": _l("Many registry failures"),
     "backlog": _l("Backlog growing"),
     "worker_heartbeat": _l("No worker running"),
+    "holiday_calendar": _l("Holiday arrangement not loaded"),
 }
 
 SLA_STATES = {

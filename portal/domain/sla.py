@@ -5,11 +5,17 @@ calendar)`` gives the moment a promise made at ``start`` falls due, counting onl
 ``business_time_between(a, b, calendar)`` measures how much of a span counted. China moves
 weekend days around public holidays (调休): a Saturday can be a working day, a Wednesday a holiday,
 so the calendar takes both lists explicitly, per year, from data the portal loads elsewhere.
+
+``YearArrangement`` is one year's holidays and make-up working days, official (the State
+Council's arrangement, published each autumn for the next year) or estimated (the statutory
+holidays alone, no make-up days); ``merge_arrangements`` picks, per year, the first source that
+has the official one; ``BusinessCalendar.from_years`` joins years; ``arrangement_due(today,
+official_years)`` says which year's official arrangement staff should load now.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -41,6 +47,16 @@ class BusinessCalendar:
         """Build a calendar from lists of dates (e.g. read from a yearly data file)."""
         return cls(frozenset(holidays), frozenset(makeup_workdays), **hours)
 
+    @classmethod
+    def from_years(cls, years: Iterable[YearArrangement], **hours: time) -> BusinessCalendar:
+        """Build a calendar from the arrangements of several years."""
+        holidays: set[date] = set()
+        makeup: set[date] = set()
+        for arrangement in years:
+            holidays |= arrangement.holidays
+            makeup |= arrangement.makeup_workdays
+        return cls(frozenset(holidays), frozenset(makeup), **hours)
+
     def is_working_day(self, day: date) -> bool:
         """True when people work on ``day``."""
         if day in self.makeup_workdays:
@@ -51,6 +67,49 @@ class BusinessCalendar:
     def hours_per_day(self) -> timedelta:
         """The length of one working day."""
         return _at(date(2000, 1, 3), self.closes) - _at(date(2000, 1, 3), self.opens)
+
+
+@dataclass(frozen=True)
+class YearArrangement:
+    """One year's public holidays and make-up working days, and where they come from.
+
+    ``official``: the published arrangement (with its make-up working days); otherwise an
+    estimate, the statutory holidays of that year only. ``source`` says which, for people.
+    """
+
+    year: int
+    holidays: frozenset[date]
+    makeup_workdays: frozenset[date]
+    official: bool
+    source: str
+
+
+def merge_arrangements(*sources: Mapping[int, YearArrangement]) -> dict[int, YearArrangement]:
+    """Per year, the official arrangement of the first source that has one, else the first
+    source's estimate. Earlier sources win (pass overrides first)."""
+    merged: dict[int, YearArrangement] = {}
+    for source in sources:
+        for year, arrangement in source.items():
+            known = merged.get(year)
+            if known is None or (arrangement.official and not known.official):
+                merged[year] = arrangement
+    return merged
+
+
+# The State Council publishes the next year's arrangement in the autumn (early November, lately
+# late October): from this day of the year before, its absence is worth telling staff about.
+ARRANGEMENT_EXPECTED_FROM = (11, 1)
+
+
+def arrangement_due(today: date, official_years: Collection[int]) -> int | None:
+    """The year whose official arrangement should be loaded but is not, if any: this year's at
+    any time, next year's from 1 November."""
+    if today.year not in official_years:
+        return today.year
+    month, day = ARRANGEMENT_EXPECTED_FROM
+    if today >= date(today.year, month, day) and today.year + 1 not in official_years:
+        return today.year + 1
+    return None
 
 
 def _at(day: date, moment: time) -> datetime:

@@ -1,27 +1,45 @@
-"""Prometheus metrics: request counts and latencies (per worker process), plus gauges read
-from the database and Redis when scraped.
+"""Prometheus metrics through ``prometheus_client``: request counts and latencies, plus gauges
+read from the database and Redis when scraped.
 
-Request figures live in each gunicorn worker's memory and carry a ``pid`` label; Prometheus
-sums them. The gauges are the same whichever worker answers.
+Under gunicorn every worker process counts into files of its own in
+``PROMETHEUS_MULTIPROC_DIR`` (set up by ``gunicorn.conf.py``, which also marks dead workers),
+and a scrape, whichever worker answers it, adds all of them up: one scrape gives the whole
+server's counts. Without that variable (tests, ``flask run``) the counts live in this process.
+The gauges are read at scrape time and are the same whichever worker answers.
 """
 
 from __future__ import annotations
 
-import bisect
 import os
-import threading
 import time
-from collections import defaultdict
 
 from flask import Flask, request
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-_lock = threading.Lock()
-_requests: dict[tuple[str, str, int], int] = defaultdict(int)
-# Per (endpoint, method): one slot per bucket, one for slower requests, then sum and count.
-_latency: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0] * (len(BUCKETS) + 3))
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+# Not in prometheus_client's default registry: render() builds the registry of each scrape.
+REQUESTS = Counter(
+    "portal_http_requests",
+    "HTTP requests answered (by every worker process of the server).",
+    ["endpoint", "method", "status"],
+    registry=None,
+)
+LATENCY = Histogram(
+    "portal_http_request_duration_seconds",
+    "Time to answer a request.",
+    ["endpoint", "method"],
+    buckets=BUCKETS,
+    registry=None,
+)
+# The labelled children, by label values: one dict lookup per request instead of labels()'s
+# validation and lock.
+_counters: dict[tuple[str, str, int], Counter] = {}
+_timers: dict[tuple[str, str], Histogram] = {}
 
 STARTED = "portal.metrics.started"
 
@@ -54,85 +72,72 @@ def observe(endpoint: str, method: str, status: int, started: float) -> None:
     """Count one request, answered with ``status``, that arrived at ``started``
     (``time.perf_counter()``)."""
     seconds = time.perf_counter() - started
-    with _lock:
-        _requests[(endpoint, method, status)] += 1
-        row = _latency[(endpoint, method)]
-        # Only the first bucket the time fits in counts here; render() sums them up to
-        # Prometheus' cumulative buckets (a slower request lands past the last bound).
-        row[bisect.bisect_left(BUCKETS, seconds)] += 1
-        row[len(BUCKETS) + 2] += 1  # count
-        row[len(BUCKETS) + 1] += seconds  # sum
+    counter = _counters.get((endpoint, method, status))
+    if counter is None:
+        counter = _counters.setdefault(
+            (endpoint, method, status), REQUESTS.labels(endpoint, method, str(status))
+        )
+    timer = _timers.get((endpoint, method))
+    if timer is None:
+        timer = _timers.setdefault((endpoint, method), LATENCY.labels(endpoint, method))
+    counter.inc()
+    timer.observe(seconds)
 
 
-def _esc(value: object) -> str:
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+class _StateCollector:
+    """Gauges read from the database and Redis at scrape time."""
+
+    def collect(self):
+        from ..extensions import db
+        from ..models import OPEN_CASE_STATES, Alert, Case, Submission, utcnow
+        from ..queue import all_queues
+
+        jobs = GaugeMetricFamily(
+            "portal_queue_jobs", "Jobs waiting in each RQ queue.", labels=["queue"]
+        )
+        up = GaugeMetricFamily("portal_queue_up", "1 when Redis answered the scrape, else 0.")
+        try:
+            for queue in all_queues():
+                jobs.add_metric([queue.name], queue.count)
+            up.add_metric([], 1)
+        except Exception:  # Redis down: say so rather than fail the scrape
+            up.add_metric([], 0)
+        yield jobs
+        yield up
+        submissions = GaugeMetricFamily(
+            "portal_submissions", "Outbox rows by state.", labels=["state"]
+        )
+        for state, n in db.session.execute(
+            select(Submission.state, func.count()).group_by(Submission.state)
+        ):
+            submissions.add_metric([str(state)], n)
+        yield submissions
+        breached = db.session.scalar(
+            select(func.count())
+            .select_from(Case)
+            .where(Case.state.in_(OPEN_CASE_STATES), Case.resolution_due_at < utcnow())
+        )
+        yield GaugeMetricFamily(
+            "portal_sla_breached_cases", "Open cases past their resolution deadline.", breached
+        )
+        alerts = db.session.scalar(
+            select(func.count()).select_from(Alert).where(Alert.cleared_at.is_(None))
+        )
+        yield GaugeMetricFamily("portal_alerts_open", "Alerts not cleared.", alerts)
+
+
+def multiprocess_dir() -> str | None:
+    """The folder the worker processes count into, when running under gunicorn."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 def render() -> str:
     """The metrics in the Prometheus text format (version 0.0.4)."""
-    from ..extensions import db
-    from ..models import OPEN_CASE_STATES, Alert, Case, Submission, utcnow
-    from ..queue import all_queues
-
-    pid = os.getpid()
-    lines = [
-        "# HELP portal_http_requests_total HTTP requests answered by this worker process.",
-        "# TYPE portal_http_requests_total counter",
-    ]
-    with _lock:
-        requests = dict(_requests)
-        latency = {k: list(v) for k, v in _latency.items()}
-    for (endpoint, method, status), n in sorted(requests.items()):
-        lines.append(
-            f'portal_http_requests_total{{pid="{pid}",endpoint="{_esc(endpoint)}",'
-            f'method="{method}",status="{status}"}} {n}'
-        )
-    lines += [
-        "# HELP portal_http_request_duration_seconds Time to answer a request.",
-        "# TYPE portal_http_request_duration_seconds histogram",
-    ]
-    for (endpoint, method), row in sorted(latency.items()):
-        labels = f'pid="{pid}",endpoint="{_esc(endpoint)}",method="{method}"'
-        cumulative = 0
-        for index, bound in enumerate(BUCKETS):
-            cumulative += int(row[index])
-            lines.append(
-                f'portal_http_request_duration_seconds_bucket{{{labels},le="{bound}"}} {cumulative}'
-            )
-        count = int(row[len(BUCKETS) + 2])
-        lines.append(f'portal_http_request_duration_seconds_bucket{{{labels},le="+Inf"}} {count}')
-        lines.append(f"portal_http_request_duration_seconds_count{{{labels}}} {count}")
-        lines.append(
-            f"portal_http_request_duration_seconds_sum{{{labels}}} {row[len(BUCKETS) + 1]:.6f}"
-        )
-    lines += [
-        "# HELP portal_queue_jobs Jobs waiting in each RQ queue.",
-        "# TYPE portal_queue_jobs gauge",
-    ]
-    try:
-        for queue in all_queues():
-            lines.append(f'portal_queue_jobs{{queue="{queue.name}"}} {queue.count}')
-    except Exception:  # Redis down: say so rather than fail the scrape
-        lines.append("portal_queue_up 0")
-    lines += ["# HELP portal_submissions Outbox rows by state.", "# TYPE portal_submissions gauge"]
-    for state, n in db.session.execute(
-        select(Submission.state, func.count()).group_by(Submission.state)
-    ):
-        lines.append(f'portal_submissions{{state="{state}"}} {n}')
-    breached = db.session.scalar(
-        select(func.count())
-        .select_from(Case)
-        .where(Case.state.in_(OPEN_CASE_STATES), Case.resolution_due_at < utcnow())
-    )
-    alerts = db.session.scalar(
-        select(func.count()).select_from(Alert).where(Alert.cleared_at.is_(None))
-    )
-    lines += [
-        "# HELP portal_sla_breached_cases Open cases past their resolution deadline.",
-        "# TYPE portal_sla_breached_cases gauge",
-        f"portal_sla_breached_cases {breached}",
-        "# HELP portal_alerts_open Alerts not cleared.",
-        "# TYPE portal_alerts_open gauge",
-        f"portal_alerts_open {alerts}",
-    ]
-    return "\n".join(lines) + "\n"
+    registry = CollectorRegistry()
+    if multiprocess_dir():
+        MultiProcessCollector(registry)
+    else:
+        registry.register(REQUESTS)
+        registry.register(LATENCY)
+    registry.register(_StateCollector())
+    return generate_latest(registry).decode("utf-8")

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import func, select
 
+from ..domain.shanghai_time import SHANGHAI
 from ..extensions import db
 from ..models import (
     Alert,
@@ -38,13 +39,14 @@ class CheckResult:
     message: str
 
 
-def _setting(name: str, default):
-    return current_app.config.get(name, default)
+def _setting(name: str):
+    """A ``MONITOR_*`` setting (type and default in ``portal/config.py``)."""
+    return current_app.config[name]
 
 
 def check_stuck(now: datetime) -> CheckResult:
     """Submissions due for a long time, or in flight far past their lease."""
-    minutes = _setting("MONITOR_STUCK_MINUTES", 10)
+    minutes = _setting("MONITOR_STUCK_MINUTES")
     cutoff = now - timedelta(minutes=minutes)
     stuck = db.session.scalar(
         select(func.count())
@@ -66,8 +68,8 @@ def check_stuck(now: datetime) -> CheckResult:
 
 def check_failure_rate(now: datetime) -> CheckResult:
     """The share of failed registry attempts over the recent window."""
-    window = _setting("MONITOR_WINDOW_MINUTES", 15)
-    limit = _setting("MONITOR_FAILURE_RATE", 0.5)
+    window = _setting("MONITOR_WINDOW_MINUTES")
+    limit = _setting("MONITOR_FAILURE_RATE")
     rows = dict(
         db.session.execute(
             select(SubmissionAttempt.outcome, func.count())
@@ -78,7 +80,7 @@ def check_failure_rate(now: datetime) -> CheckResult:
     total = sum(rows.values())
     failed = total - rows.get("success", 0)
     rate = failed / total if total else 0.0
-    healthy = total < _setting("MONITOR_MIN_ATTEMPTS", 20) or rate <= limit
+    healthy = total < _setting("MONITOR_MIN_ATTEMPTS") or rate <= limit
     return CheckResult(
         "failure_rate",
         healthy,
@@ -94,7 +96,7 @@ def check_breaker(now: datetime) -> CheckResult:
 
 def check_backlog(now: datetime) -> CheckResult:
     """Too many deliveries waiting."""
-    limit = _setting("MONITOR_BACKLOG_MAX", 5000)
+    limit = _setting("MONITOR_BACKLOG_MAX")
     waiting = db.session.scalar(
         select(func.count()).select_from(Submission).where(Submission.state.in_(DUE))
     )
@@ -105,7 +107,7 @@ def check_workers(now: datetime) -> CheckResult:
     """At least one RQ worker has sent a heartbeat recently."""
     from rq import Worker
 
-    seconds = _setting("MONITOR_HEARTBEAT_SECONDS", 120)
+    seconds = _setting("MONITOR_HEARTBEAT_SECONDS")
     workers = Worker.all(connection=redis_connection())
     alive = [
         w
@@ -126,6 +128,22 @@ def check_dead_letters(now: datetime) -> CheckResult:
     return CheckResult("dead_letters", dead == 0, f"{dead} dead letter(s) need staff")
 
 
+def check_holiday_calendar(now: datetime) -> CheckResult:
+    """This year's official holiday arrangement is loaded, and from 1 November next year's."""
+    from . import sla
+
+    missing = sla.missing_arrangement(now.astimezone(SHANGHAI).date())
+    if missing is None:
+        return CheckResult("holiday_calendar", True, "holiday arrangements loaded")
+    return CheckResult(
+        "holiday_calendar",
+        False,
+        f"no official {missing.year} holiday arrangement: promises in {missing.year} count its "
+        f"statutory holidays only, without make-up working days ({missing.source}); add "
+        f"HOLIDAYS_DIR/{missing.year}.json or update the holidays package",
+    )
+
+
 CHECKS = (
     check_stuck,
     check_failure_rate,
@@ -133,6 +151,7 @@ CHECKS = (
     check_backlog,
     check_workers,
     check_dead_letters,
+    check_holiday_calendar,
 )
 
 

@@ -22,7 +22,7 @@ the pages the customer sees.
 
 Public API:
 
-- ``CLOSED_CASE_STATES``, ``DEFAULT_RETENTION_MONTHS``
+- ``CLOSED_CASE_STATES``
 - ``retention_months() -> int``: the setting, read with a default.
 - ``retention_cutoff(now, months) -> datetime``: ``now`` minus whole calendar months.
 - ``is_purged(upload) -> bool``, ``purged_at(upload) -> str | None``
@@ -74,7 +74,6 @@ CLOSED_CASE_STATES = (
     CaseState.WITHDRAWN,
     CaseState.MERGED,
 )
-DEFAULT_RETENTION_MONTHS = 24
 PURGE_BATCH = 200
 EXPORT_FORMAT = 1
 _SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -85,9 +84,8 @@ _CHUNK = 1024 * 1024
 
 
 def retention_months() -> int:
-    """``EVIDENCE_RETENTION_MONTHS`` from the app's settings (24 when not set)."""
-    value = current_app.config.get("EVIDENCE_RETENTION_MONTHS", DEFAULT_RETENTION_MONTHS)
-    return int(value if value not in (None, "") else DEFAULT_RETENTION_MONTHS)
+    """``EVIDENCE_RETENTION_MONTHS`` from the app's settings (default in ``portal/config.py``)."""
+    return int(current_app.config["EVIDENCE_RETENTION_MONTHS"])
 
 
 def retention_cutoff(now: datetime, months: int) -> datetime:

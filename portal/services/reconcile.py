@@ -88,19 +88,6 @@ from .registry_link import client as registry_client
 
 log = logging.getLogger(__name__)
 
-# Settings and their defaults (read with ``current_app.config.get``, so they can be tuned
-# through the app config without being required there).
-DEFAULTS: dict[str, Any] = {
-    "RECONCILE_PAGE_SIZE": 1000,  # registry listing page (the protocol's maximum)
-    "RECONCILE_FULL_EVERY": 86400,  # seconds between full runs; incremental ones in between
-    "RECONCILE_LEASE_SECONDS": 120,  # a run not heard of for this long may be taken over
-    "RECONCILE_CLOCK_SKEW_SECONDS": 120,  # registry clock vs ours, for "missing"
-    "RECONCILE_MAX_RESUMES": 5,
-    "RECONCILE_RESUME_WITHIN": 86400,  # seconds; an older interrupted run is left as failed
-    "RECONCILE_CHUNK": 1000,  # invoices resubmitted / findings described per transaction
-    "RECONCILE_INTERVAL": 900,  # seconds between scheduled runs (the worker's ticker)
-}
-
 # The fields of the registry protocol (DESIGN.md §6) that must agree.
 COMPARED_FIELDS = (
     "code",
@@ -136,8 +123,17 @@ estimate, or None), then ``comparing`` counts comparison steps done (of ``total`
 
 
 def setting(name: str) -> Any:
-    """A reconciliation setting from the app config, else its default (see ``DEFAULTS``)."""
-    return current_app.config.get(name, DEFAULTS[name])
+    """A reconciliation setting (``RECONCILE_*``: type and default in ``portal/config.py``).
+
+    ``RECONCILE_PAGE_SIZE``: the registry listing page (the protocol's maximum);
+    ``RECONCILE_FULL_EVERY``: seconds between full runs, incremental ones in between;
+    ``RECONCILE_LEASE_SECONDS``: a run not heard of for this long may be taken over;
+    ``RECONCILE_CLOCK_SKEW_SECONDS``: the registry's clock against ours, for "missing";
+    ``RECONCILE_MAX_RESUMES`` and ``RECONCILE_RESUME_WITHIN`` (seconds): an older or more often
+    interrupted run is left as failed; ``RECONCILE_CHUNK``: invoices resubmitted or findings
+    described per transaction; ``RECONCILE_INTERVAL``: seconds between scheduled runs.
+    """
+    return current_app.config[name]
 
 
 class ReconcileBusy(ServiceError):

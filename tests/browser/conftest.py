@@ -1,7 +1,8 @@
 """Browser tests: gunicorn serving the app, Debian's Chromium driven by Playwright.
 
-They run when /usr/bin/chromium exists; with REQUIRE_BROWSER=1 (CI) a missing browser is a
-failure, not a skip. Screenshots go to BROWSER_ARTIFACTS (default tests/screenshots/).
+They run when /usr/bin/chromium (or CHROMIUM) is an executable; without one they are skipped
+and say why, and with REQUIRE_BROWSER=1 (CI) a missing browser is a failure, not a skip.
+Screenshots go to BROWSER_ARTIFACTS (default tests/screenshots/).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def chromium():
-    if not Path(CHROMIUM).exists():
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        why = f"no Chromium: {CHROMIUM} is not an executable (scripts/setup-system installs it)"
         if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(f"REQUIRE_BROWSER=1 but {CHROMIUM} does not exist")
-        pytest.skip(f"{CHROMIUM} not installed")
+            pytest.fail(f"REQUIRE_BROWSER=1 but {why}")
+        pytest.skip(why)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -10,9 +10,12 @@ from portal.domain.errors import InvoiceRuleError
 from portal.domain.shanghai_time import SHANGHAI
 from portal.domain.sla import (
     BusinessCalendar,
+    YearArrangement,
     add_business_time,
+    arrangement_due,
     business_days,
     business_time_between,
+    merge_arrangements,
     next_working_moment,
 )
 
@@ -100,3 +103,55 @@ def test_adding_is_additive(start, a, b):
     assert add_business_time(add_business_time(start, a, CAL), b, CAL) == add_business_time(
         start, a + b, CAL
     )
+
+
+# ------------------------------------------------------------------ yearly arrangements
+
+
+def _year(year, holidays=(), makeup=(), official=True, source="test"):
+    return YearArrangement(year, frozenset(holidays), frozenset(makeup), official, source)
+
+
+def test_a_calendar_joins_the_years_it_is_given():
+    cal = BusinessCalendar.from_years(
+        [_year(2026, [date(2026, 10, 1)], [date(2026, 10, 10)]), _year(2027, [date(2027, 2, 8)])]
+    )
+    assert not cal.is_working_day(date(2026, 10, 1)) and cal.is_working_day(date(2026, 10, 10))
+    assert not cal.is_working_day(date(2027, 2, 8))  # a Monday, a holiday
+    assert cal.is_working_day(date(2027, 2, 9))
+
+
+def test_the_first_official_arrangement_wins_then_the_first_estimate():
+    override = {2026: _year(2026, source="file")}
+    package = {
+        2026: _year(2026, source="package"),
+        2027: _year(2027, official=False, source="estimate"),
+        2028: _year(2028, source="package"),
+    }
+    later = {2027: _year(2027, source="later official"), 2028: _year(2028, source="later")}
+    merged = merge_arrangements(override, package, later)
+    assert {year: a.source for year, a in merged.items()} == {
+        2026: "file",
+        2027: "later official",  # an official one beats an earlier estimate
+        2028: "package",  # but not an earlier official one
+    }
+    estimates = merge_arrangements(
+        {2031: _year(2031, official=False, source="a")},
+        {2031: _year(2031, official=False, source="b")},
+    )
+    assert estimates[2031].source == "a"
+
+
+@pytest.mark.parametrize(
+    ("today", "official", "due"),
+    [
+        (date(2026, 10, 31), {2026}, None),  # next year's not expected yet
+        (date(2026, 11, 1), {2026}, 2027),  # from 1 November it is
+        (date(2026, 12, 2), {2026, 2027}, None),
+        (date(2027, 1, 4), {2026}, 2027),  # a new year without its arrangement
+        (date(2031, 3, 1), set(), 2031),
+        (date(2031, 12, 31), {2031}, 2032),
+    ],
+)
+def test_which_arrangement_staff_should_load(today, official, due):
+    assert arrangement_due(today, official) == due

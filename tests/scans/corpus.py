@@ -1,8 +1,10 @@
 """A corpus of invoice evidence the tests make themselves: no binary fixtures in the repository.
 
-Pages are drawn with Noto Sans CJK (Debian fonts-noto-cjk) and carry a real segno QR code; photos
-put a page on a background, turn, dim and soil it the way phones do; PDF, OFD and 数电票 XML files
-are written by hand so that each hostile variant differs from a good file by one feature.
+Pages are drawn with the subset of Noto Sans CJK SC under tests/fonts/ (no system font needed;
+``make test-font`` regenerates it after a new character is printed here) and carry a real segno
+QR code; photos put a page on a background, turn, dim and soil it the way phones do; PDF, OFD
+and 数电票 XML files are written by hand so that each hostile variant differs from a good file
+by one feature.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 import segno
 from PIL import Image, ImageDraw, ImageFont
 
-FONT_PATH = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+FONT_PATH = Path(__file__).resolve().parents[1] / "fonts" / "NotoSansCJKsc-PortalTestSubset.otf"
 INK = (35, 35, 45)
 FRAME = (150, 90, 60)
 
