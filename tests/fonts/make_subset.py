@@ -20,7 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 FONT_PATH = HERE / "NotoSansCJKsc-PortalTestSubset.otf"
-SOURCES = (ROOT / "tests" / "scans" / "corpus.py", ROOT / "bench" / "scan_pipeline.py")
+SOURCES = (
+    ROOT / "tests" / "scans" / "corpus.py",
+    ROOT / "tests" / "scans" / "layouts.py",
+    ROOT / "bench" / "scan_pipeline.py",
+)
 DEBIAN_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 FAMILY = "Noto Sans CJK SC"  # the face taken out of a .ttc collection
 # A modified version under the OFL: say so in its name (Noto is not a reserved name).

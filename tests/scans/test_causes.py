@@ -215,7 +215,7 @@ def test_the_attached_invoice_xml_comes_first_and_a_disagreeing_custom_data_is_f
     assert extraction.qr.ok and extraction.qr.where == "ofd-xml"
 
 
-def test_a_jbig2_qr_image_is_decoded():
+def test_a_jbig2_qr_image_is_decoded(jbig2dec):
     data = layouts.ofd(layouts.legacy_pieces(LEGACY), jbig2_qr=True)
     extraction = extract(data, "a.ofd", NO_OCR)
     assert extraction.qr.ok and extraction.qr.where == "ofd-image"

@@ -28,7 +28,7 @@ def test_every_character_printed_is_in_the_font():
 
 
 def test_every_character_of_the_drawing_sources_is_in_the_font():
-    # New text in tests/scans/corpus.py or bench/scan_pipeline.py: regenerate the font.
+    # New text in tests/scans/corpus.py, layouts.py or bench/scan_pipeline.py: regenerate the font.
     missing = sorted(set(characters()) - _cmap())
     assert not missing, f"run `make test-font`: the font lacks {''.join(missing)!r}"
-    assert {path.name for path in SOURCES} == {"corpus.py", "scan_pipeline.py"}
+    assert {path.name for path in SOURCES} == {"corpus.py", "layouts.py", "scan_pipeline.py"}

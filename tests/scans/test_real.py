@@ -47,7 +47,7 @@ def test_pdf_text_gives_what_the_qr_lacks_and_agrees_with_it(name):
     assert {c.code: c.ok for c in extraction.checks}["totals"] is True
 
 
-def test_the_ofd_is_read_from_its_attached_invoice_xml_first():
+def test_the_ofd_is_read_from_its_attached_invoice_xml_first(jbig2dec):
     name = "e-invoice-2020-zhejiang.ofd"
     extraction = extract((REAL / name).read_bytes(), name)
     assert extraction.field("total").where == "ofd-attachment"
