@@ -5,7 +5,7 @@ Flask's signed-cookie session and Flask-WTF's token, as they come, put into a pa
 of the size of the portal's lookup page (``FORM_PAGE_BYTES``): no templates, no database, no
 other extension, no hooks. A new visitor's request signs a token and a session cookie. The
 portal's lookup page passes it only because a plain signed-out visit is answered from a kept
-response, outside Flask's request machinery (``portal/sharedpages.py``).
+response, outside Flask's request machinery (``portal/web/sharedpages.py``).
 """
 
 import os

@@ -70,17 +70,17 @@ def create_app(config: str | Mapping | None = None) -> Flask:
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
 
-    from .jsonbody import SafeJSONProvider
+    from .support.jsonbody import SafeJSONProvider
 
     app.json = SafeJSONProvider(app)
-    from .sessions import CookieSessionInterface
+    from .web.sessions import CookieSessionInterface
 
     app.session_interface = CookieSessionInterface()
     register_extensions(app)
     register_blueprints(app)
     register_request_hooks(app)
-    from . import errors, security, sharedpages
     from .ops import metrics
+    from .web import errors, security, sharedpages
 
     sharedpages.init_app(app)  # its middleware inside the metrics' clock
     metrics.init_app(app)
@@ -90,11 +90,11 @@ def create_app(config: str | Mapping | None = None) -> Flask:
     from .cli import register as register_cli
 
     register_cli(app)
-    from . import logmask
+    from .support import logmask
 
     logmask.install(app)  # no e-mail, phone number or tax ID reaches the logs in clear
-    from . import crypto
     from .services import accounts
+    from .support import crypto
 
     crypto.init_app(app)
     accounts.init_app(app)
@@ -137,7 +137,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)
-    from . import i18n
+    from .web import i18n
 
     i18n.init_app(app)
 
@@ -183,7 +183,7 @@ def _tune_sqlite(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .ids import IdConverter
+    from .support.ids import IdConverter
 
     app.url_map.converters["int"] = IdConverter  # before any rule is added
     from .api import bp as api_bp
@@ -218,7 +218,7 @@ def register_request_hooks(app: Flask) -> None:
                 except BadRequest:
                     from flask_babel import gettext as _
 
-                    from .errors import render_error
+                    from .web.errors import render_error
 
                     return render_error(
                         400, _("The body is not valid JSON, or it is nested too deeply.")

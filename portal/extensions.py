@@ -44,10 +44,10 @@ def _hooks_left_as_they_were(*tables: dict):
 
 
 class PortalCSRF(CSRFProtect):
-    """Flask-WTF's CSRF protection, with templates given ``portal.forms.generate_csrf``.
+    """Flask-WTF's CSRF protection, with templates given ``portal.web.forms.generate_csrf``.
 
     Flask-WTF checks every POST as it always does; ``csrf_token()`` in a template makes the
-    token the way every ``PortalForm`` does (``portal/forms.py``), through a Jinja global
+    token the way every ``PortalForm`` does (``portal/web/forms.py``), through a Jinja global
     (Flask-WTF also adds a context processor returning the same two functions on every render;
     the globals are enough). Its before-request hook is replaced by one that looks at the
     method first: the same three checks as ``protect(apply_exemptions=True)`` (endpoint,
@@ -58,7 +58,7 @@ class PortalCSRF(CSRFProtect):
     def init_app(self, app: Flask) -> None:
         with _hooks_left_as_they_were(app.before_request_funcs, app.template_context_processors):
             super().init_app(app)
-        from .forms import generate_csrf
+        from .web.forms import generate_csrf
 
         app.jinja_env.globals["csrf_token"] = generate_csrf
         config = app.config
@@ -84,7 +84,7 @@ class RouteLimiter(Limiter):
     teardown, to reset its per-request state. Each limited route checks its own limits in the
     wrapper its decorator puts around the view, which needs none of those. With no limits of
     those kinds, no headers (``RATELIMIT_HEADERS_ENABLED`` off: a 429 carries Retry-After from
-    ``portal/errors.py``) and no ``deduct_when``, the hooks did nothing, yet they were a fifth
+    ``portal/web/errors.py``) and no ``deduct_when``, the hooks did nothing, yet they were a fifth
     of the work of serving the lookup form page. ``init_app`` leaves them out, and refuses the
     settings that would need them, so that nobody configures a limit that silently never applies.
     """

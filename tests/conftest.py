@@ -320,7 +320,7 @@ def make_user(app):
         with app.app_context():
             user = accounts.create_user(email, password, role)
             if role == "admin":  # admins must use two-step sign-in
-                from portal import crypto
+                from portal.support import crypto
 
                 user.totp_secret = crypto.encrypt_secret(TEST_TOTP_SECRET)
                 db.session.commit()

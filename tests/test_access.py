@@ -126,7 +126,7 @@ def test_resending_the_verification_needs_a_signed_in_user(client):
     "role, status", [("customer", 403), ("reviewer", 403), ("supervisor", 403), ("admin", 302)]
 )
 def test_resetting_someones_two_step_sign_in_is_for_admins_only(app, make_user, role, status):
-    from portal import crypto
+    from portal.support import crypto
 
     target = make_user("target@example.com", "reviewer")
     with app.app_context():

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from portal.cli.ops import backup_cli
 from portal.extensions import db
 from portal.models import AuditEvent, Case, Upload, User
-from portal.ops_cli import backup_cli
 from portal.scans.fingerprints import sha256_hex
 from portal.services import backup, evidence, privacy
 from tests.test_privacy import case_with_evidence

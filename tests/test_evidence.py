@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.i18n import LANG_COOKIE
 from portal.models import Case, Upload, UploadState, User
 from portal.queue import redis_connection
 from portal.services import cases, evidence, review
+from portal.web.i18n import LANG_COOKIE
 from tests.conftest import AuthActions, csrf_token_from
 from tests.scans.corpus import InvoiceSample, encode, invoice_page
 from tests.test_delivery import run_workers

@@ -17,8 +17,8 @@ from wtforms.meta import DefaultMeta
 import portal.auth.forms
 import portal.customer.forms
 import portal.staff.forms
-from portal import forms
-from portal.sessions import COMPRESS_MIN, CompactSerializer
+from portal.web import forms
+from portal.web.sessions import COMPRESS_MIN, CompactSerializer
 
 
 def test_every_form_takes_its_token_from_the_portal():

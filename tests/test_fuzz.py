@@ -306,8 +306,8 @@ def world(app) -> World:
     from portal.services import accounts, evidence
 
     with app.app_context():
-        from portal import crypto
         from portal.models import utcnow
+        from portal.support import crypto
 
         ids = {"customer": accounts.register_customer(EMAILS["customer"], PASSWORD).id}
         db.session.get(User, ids["customer"]).email_verified_at = utcnow()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from portal.ids import MAX_ID, parse_id
+from portal.support.ids import MAX_ID, parse_id
 
 
 @pytest.mark.parametrize(

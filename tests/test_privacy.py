@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
-from portal import logmask
 from portal.extensions import db
 from portal.models import (
     AuditEvent,
@@ -27,6 +26,7 @@ from portal.models import (
     utcnow,
 )
 from portal.services import audit, cases, evidence, privacy
+from portal.support import logmask
 
 pytestmark = pytest.mark.storage_backends  # tests with an app: the local folder, then S3
 
@@ -347,7 +347,7 @@ def test_an_upload_still_waiting_for_extraction_is_not_picked_up_again(ctx):
 
 
 def test_the_purge_command(app, runner):
-    from portal.ops_cli import data_cli
+    from portal.cli.ops import data_cli
 
     app.cli.add_command(data_cli)
     with app.app_context():
@@ -449,7 +449,7 @@ def test_an_account_without_cases_exports_just_the_account(ctx, make_user):
 
 
 def test_the_export_command_writes_a_private_zip(app, runner, tmp_path):
-    from portal.ops_cli import data_cli
+    from portal.cli.ops import data_cli
 
     app.cli.add_command(data_cli)
     with app.app_context():

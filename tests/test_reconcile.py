@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from portal.cli.reconcile import reconcile_cli
 from portal.extensions import db
 from portal.models import (
     Alert,
@@ -28,7 +29,6 @@ from portal.models.reconciliation import (
     RunKind,
     RunState,
 )
-from portal.reconcile_cli import reconcile_cli
 from portal.registry import RegistryClient
 from portal.registry.client import RegistryError
 from portal.services import reconcile

@@ -14,7 +14,6 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from portal import crypto
 from portal.extensions import db
 from portal.models import (
     AuditEvent,
@@ -29,6 +28,7 @@ from portal.models import (
     User,
 )
 from portal.services import accounts, cases, review, throttle
+from portal.support import crypto
 from tests import factories
 from tests.conftest import TEST_TOTP_SECRET, AuthActions, csrf_token_from
 

@@ -9,7 +9,7 @@ import pytest
 from flask import flash, redirect, request_started, template_rendered
 
 from portal.ops import metrics
-from portal.sharedpages import SignedOutPages
+from portal.web.sharedpages import SignedOutPages
 from tests.conftest import csrf_token_from
 
 TOKEN_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')

@@ -7,9 +7,9 @@ import re
 import pyotp
 from sqlalchemy import select
 
-from portal import crypto
 from portal.extensions import db
 from portal.models import User
+from portal.support import crypto
 from tests.conftest import AuthActions, csrf_token_from
 
 

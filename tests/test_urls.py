@@ -2,7 +2,7 @@
 
 import pytest
 
-from portal.urls import is_local_path
+from portal.web.urls import is_local_path
 
 
 @pytest.mark.parametrize("target", ["/", "/cases/3?x=1", "/auth/login?next=/x"])

@@ -25,7 +25,7 @@ _users = sa.table("users", sa.column("id", sa.Integer), sa.column("totp_secret",
 
 
 def _rewrite_secrets(encrypting: bool) -> None:
-    from portal import crypto
+    from portal.support import crypto
 
     if context.is_offline_mode():
         raise RuntimeError("TOTP secrets are re-encrypted with the app's key: run this online")

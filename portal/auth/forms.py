@@ -4,7 +4,7 @@ from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from ..forms import PortalForm
+from ..web.forms import PortalForm
 
 
 class RegisterForm(PortalForm):

@@ -8,11 +8,11 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ..extensions import limiter
-from ..forms import PortalForm
-from ..i18n import select_locale
 from ..services import account_links, accounts, throttle
 from ..services.errors import ServiceError
-from ..urls import is_local_path
+from ..web.forms import PortalForm
+from ..web.i18n import select_locale
+from ..web.urls import is_local_path
 from . import bp
 from .forms import (
     CodeForm,

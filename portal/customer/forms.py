@@ -15,7 +15,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..forms import PortalForm
+from ..web.forms import PortalForm
 
 NUMERIC = {"inputmode": "numeric", "autocomplete": "off", "spellcheck": "false"}
 DECIMAL = {"inputmode": "decimal", "autocomplete": "off", "placeholder": "0.00"}

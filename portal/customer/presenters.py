@@ -144,8 +144,8 @@ def report_link_fields(result) -> dict[str, str]:
 
 def refusal_message(upload) -> str:
     """Why a file could not be used, in the page's language."""
-    from ..i18n import current_language
     from ..scans.errors import REFUSAL_MESSAGES, EvidenceRefused
+    from ..web.i18n import current_language
 
     details = upload.extracted or {}
     code = details.get("refused") or upload.error

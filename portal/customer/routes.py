@@ -23,7 +23,6 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from .. import sharedpages
 from ..domain import (
     InvoiceRuleError,
     parse_identity,
@@ -33,16 +32,17 @@ from ..domain import (
     required_fields,
 )
 from ..extensions import limiter
-from ..formerrors import attach_error
-from ..forms import PortalForm
-from ..i18n import LANG_COOKIE, current_language
 from ..models import utcnow
 from ..scans.errors import EvidenceRefused
 from ..services import accounts, buyers, cases, evidence, privacy, review
 from ..services import lookup as lookup_service
 from ..services.errors import ServiceError
-from ..uploads import add_evidence_file
-from ..urls import is_local_path
+from ..web import sharedpages
+from ..web.formerrors import attach_error
+from ..web.forms import PortalForm
+from ..web.i18n import LANG_COOKIE, current_language
+from ..web.uploads import add_evidence_file
+from ..web.urls import is_local_path
 from . import bp
 from .forms import (
     CONFIRM_FIELDS,

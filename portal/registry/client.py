@@ -501,7 +501,7 @@ def _with_key(result: DeliveryResult, key: str) -> DeliveryResult:
 
 
 def _json_or_none(response: requests.Response) -> Any:
-    from ..jsonbody import loads
+    from ..support.jsonbody import loads
 
     try:
         return loads(response.content)  # a hostile answer nested deep is unreadable, not a crash

@@ -554,7 +554,7 @@ def create_simulator_app(
     state is reachable as ``simulator_state(app)``.
     """
     app = Flask(__name__, static_folder=None)
-    from ..jsonbody import SafeJSONProvider
+    from ..support.jsonbody import SafeJSONProvider
 
     app.json = SafeJSONProvider(app)  # a body nested too deep is bad JSON, not a RecursionError
     app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024

@@ -13,9 +13,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from .. import crypto
 from ..extensions import db
 from ..models import ApiToken, Role, User, hash_api_token, new_session_token, utcnow
+from ..support import crypto
 from . import audit
 from .errors import ServiceError
 

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from workers import queues
 
 from ..extensions import db
-from ..ids import parse_id
 from ..models import Case, CaseEvent, CaseState, Upload, UploadState, User, utcnow
 from ..queue import get_queue
 from ..scans.errors import EvidenceRefused
@@ -30,6 +29,7 @@ from ..scans.fingerprints import is_near_duplicate
 from ..scans.limits import ScanLimits
 from ..scans.sniff import HEAD_BYTES, safe_filename, sniff
 from ..scans.storage import EvidenceStorage, StoredStream, open_storage
+from ..support.ids import parse_id
 from . import audit
 from .errors import ServiceError
 

@@ -24,7 +24,6 @@ from sqlalchemy import case as sql_case
 from sqlalchemy import func, or_, select, update
 
 from ..extensions import db
-from ..ids import parse_id
 from ..models import (
     OPEN_CASE_STATES,
     Case,
@@ -42,6 +41,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..support.ids import parse_id
 from . import audit, cases, intake, notify, outbox
 from .errors import ServiceError
 from .evidence import source_label

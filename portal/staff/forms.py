@@ -16,9 +16,9 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, Length, Optional
 
-from ..forms import PortalForm
 from ..models import Role
 from ..services.review import REJECT_REASONS
+from ..web.forms import PortalForm
 
 
 class InviteForm(PortalForm):

@@ -24,9 +24,6 @@ from wtforms import SelectChoice
 from ..customer import presenters
 from ..domain import InvoiceRuleError, parse_money
 from ..extensions import db
-from ..formerrors import attach_error
-from ..forms import PortalForm
-from ..ids import parse_id
 from ..models import Case, Invoice, Role, User, utcnow
 from ..services import (
     accounts,
@@ -42,7 +39,10 @@ from ..services import (
     search,
 )
 from ..services.errors import ServiceError
-from ..uploads import add_evidence_file
+from ..support.ids import parse_id
+from ..web.formerrors import attach_error
+from ..web.forms import PortalForm
+from ..web.uploads import add_evidence_file
 from . import bp
 from .access import staff_required
 from .forms import (

@@ -18,8 +18,8 @@ def reconcile_run(full: bool) -> None:
     Exits 1 when another run holds the lock, and when the run stops on an error (the next
     invocation resumes it from its stored cursor).
     """
-    from .registry.client import RegistryError
-    from .services import reconcile
+    from ..registry.client import RegistryError
+    from ..services import reconcile
 
     bar = None
     listed = 0
@@ -77,7 +77,7 @@ def _echo_summary(summary) -> None:
 @click.option("--limit", default=10, show_default=True, help="How many runs to list.")
 def reconcile_status(limit: int) -> None:
     """The latest runs, newest first, and the open findings by kind."""
-    from .services import reconcile
+    from ..services import reconcile
 
     runs = reconcile.recent_runs(limit)
     if not runs:

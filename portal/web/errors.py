@@ -69,7 +69,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
-        from .extensions import db
+        from ..extensions import db
 
         db.session.rollback()
         return render_error(500)

@@ -131,5 +131,5 @@ def install(app) -> MaskingFilter:
         _attach(logger, masking)
         for handler in logger.handlers:
             _attach(handler, masking)
-    app.extensions["portal.logmask"] = masking
+    app.extensions["portal.support.logmask"] = masking
     return masking

@@ -6,11 +6,11 @@ from flask import flash
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from ..scans.errors import EvidenceRefused
+from ..scans.sniff import safe_filename
+from ..services import evidence
+from ..services.errors import ServiceError
 from .i18n import current_language
-from .scans.errors import EvidenceRefused
-from .scans.sniff import safe_filename
-from .services import evidence
-from .services.errors import ServiceError
 
 
 def add_evidence_file(case, storage_file) -> None:

@@ -36,7 +36,7 @@ data_cli = AppGroup("data", help="Personal data: evidence retention and customer
 def backup_create(dest: str | None, manifest_only: bool) -> None:
     """Dump the database (SQLite online backup or pg_dump) and copy the evidence files, with a
     manifest of hashes; prints the folder. Warnings about the source go to stderr."""
-    from .services import backup
+    from ..services import backup
 
     folder = dest or current_app.config.get("BACKUP_DIR")
     folder = folder or str(Path(current_app.instance_path) / "backups")
@@ -64,7 +64,7 @@ def backup_create(dest: str | None, manifest_only: bool) -> None:
 def backup_verify(path: str) -> None:
     """Check a backup folder: hashes, the dump opens, every file is there and intact.
     Exits 1 when anything is wrong."""
-    from .services import backup
+    from ..services import backup
 
     report = backup.verify(path)
     for note in report.notes:
@@ -86,7 +86,7 @@ def backup_verify(path: str) -> None:
 def backup_restore_files(path: str, overwrite: bool) -> None:
     """Put a backup's evidence files into the configured storage (the local folder or the
     shared bucket), each checked against the manifest first. Exits 1 on any problem."""
-    from .services import backup
+    from ..services import backup
 
     report = backup.restore_files(path, overwrite=overwrite)
     click.echo(
@@ -111,7 +111,7 @@ def backup_restore_files(path: str, overwrite: bool) -> None:
 def data_purge(dry_run: bool, months: int | None, verbose: bool) -> None:
     """Delete the evidence files of cases closed longer ago than the retention period; the
     cases, the upload records and the audit trail are kept."""
-    from .services import privacy
+    from ..services import privacy
 
     report = privacy.purge_evidence(months, dry_run=dry_run, actor="cli")
     if verbose:
@@ -133,7 +133,7 @@ def data_purge(dry_run: bool, months: int | None, verbose: bool) -> None:
 )
 def data_export(email: str, out: str | None) -> None:
     """Write a customer's own data (account, cases, evidence, links, ratings) as a ZIP."""
-    from .services import accounts, privacy
+    from ..services import accounts, privacy
 
     user = accounts.find_user_by_email(email)
     if user is None:

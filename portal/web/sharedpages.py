@@ -33,9 +33,9 @@ from flask_login import current_user
 from itsdangerous import BadData
 from werkzeug.http import parse_cookie
 
+from ..ops import metrics
 from . import forms
 from .i18n import LANG_COOKIE, select_locale
-from .ops import metrics
 
 # A rendered page never holds U+0000 (input holding it is refused before any view runs), so it
 # marks, unambiguously, where each request's token goes.
@@ -44,7 +44,7 @@ TOKEN_SLOT = "\x00csrf-token\x00"  # noqa: S105 - a marker, not a secret
 _lock = threading.Lock()
 # Set by ``render`` on the request it serves a shared page: (endpoint, language, token), for
 # ``SignedOutPages`` to keep the response.
-RECORDABLE = "portal.sharedpages.recordable"
+RECORDABLE = "portal.web.sharedpages.recordable"
 # Besides its CSRF token, all a plain signed-out visitor's session may hold: the "not fresh"
 # flag, once Flask-Login has looked at it. Anything more (a user, messages, a sign-in time) goes
 # to Flask.

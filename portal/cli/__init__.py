@@ -8,8 +8,8 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from .models import Role
-from .services.errors import ServiceError
+from ..models import Role
+from ..services.errors import ServiceError
 
 users_cli = AppGroup("users", help="Create users and API tokens.")
 demo_cli = AppGroup("demo", help="Demo data for trying the portal.")
@@ -31,7 +31,7 @@ outbox_cli = AppGroup("outbox", help="Deliveries to the registry: sweep, dead le
 @click.password_option(help="Prompted for when not given.")
 def users_create(email: str, role: str, display_name: str, password: str) -> None:
     """Create a user; staff accounts are made only here."""
-    from .services import accounts
+    from ..services import accounts
 
     try:
         user = accounts.create_user(email, password, role, display_name=display_name)
@@ -45,7 +45,7 @@ def users_create(email: str, role: str, display_name: str, password: str) -> Non
 @click.option("--name", default="api", show_default=True, help="What the token is for.")
 def users_token(email: str, name: str) -> None:
     """Issue an API token for a user; it is printed once and stored only as a hash."""
-    from .services import accounts
+    from ..services import accounts
 
     user = accounts.find_user_by_email(email)
     if user is None:
@@ -60,7 +60,7 @@ def users_rotate_totp_key() -> None:
     Rotate by putting the new key first and the old one after it ("new,old"), running this,
     then removing the old key.
     """
-    from .services import accounts
+    from ..services import accounts
 
     click.echo(f"re-encrypted {accounts.rotate_totp_secrets()} TOTP secrets")
 
@@ -69,7 +69,7 @@ def users_rotate_totp_key() -> None:
 @click.option("--invoices", default=300, show_default=True)
 def demo_seed(invoices: int) -> None:
     """Create demo users and invoices; running it again changes nothing."""
-    from .services import demo
+    from ..services import demo
 
     summary = demo.seed(invoice_count=invoices)
     for line in summary:
@@ -82,7 +82,7 @@ def demo_seed(invoices: int) -> None:
 @click.option("--storage", default=None, help="SQLite file for the simulator's records.")
 def registry_simulate(host: str, port: int, storage: str | None) -> None:
     """Serve the registry simulator (the protocol of DESIGN.md §6)."""
-    from .registry.simulator import serve_simulator
+    from ..registry.simulator import serve_simulator
 
     click.echo(f"registry simulator on http://{host}:{port}")
     serve_simulator(host, port, storage)
@@ -91,7 +91,7 @@ def registry_simulate(host: str, port: int, storage: str | None) -> None:
 @audit_cli.command("verify")
 def audit_verify() -> None:
     """Walk the audit chain; exit 1 naming the first broken link."""
-    from .services import audit
+    from ..services import audit
 
     report = audit.verify_chain()
     if report.ok:
@@ -117,7 +117,7 @@ def worker(queues: tuple[str, ...], burst: bool, fork: bool, verbose: bool) -> N
     from workers import queues as names
     from workers.ticker import Ticker
 
-    from .queue import get_queue, redis_connection
+    from ..queue import get_queue, redis_connection
 
     chosen = [get_queue(q) for q in (queues or names.ALL)]
     worker_class = Worker if fork else SimpleWorker
@@ -154,7 +154,7 @@ def worker(queues: tuple[str, ...], burst: bool, fork: bool, verbose: bool) -> N
 @outbox_cli.command("sweep")
 def outbox_sweep() -> None:
     """Take back expired leases and dispatch due deliveries that have no live job."""
-    from .services import outbox
+    from ..services import outbox
 
     report = outbox.sweep()
     click.echo(
@@ -168,8 +168,8 @@ def outbox_sweep() -> None:
 @outbox_cli.command("status")
 def outbox_status() -> None:
     """Submissions by state and the registry breaker."""
-    from .services import outbox
-    from .services.registry_link import breaker
+    from ..services import outbox
+    from ..services.registry_link import breaker
 
     for state, count in sorted(outbox.backlog_counts().items()):
         click.echo(f"{state:16} {count}")
@@ -181,7 +181,7 @@ def outbox_status() -> None:
 @click.option("--limit", default=50, show_default=True)
 def outbox_dead(error_kind: str | None, limit: int) -> None:
     """List dead letters, newest first."""
-    from .services import outbox
+    from ..services import outbox
 
     rows = outbox.dead_letters(error_kind, limit)
     for s in rows:
@@ -198,7 +198,7 @@ def outbox_dead(error_kind: str | None, limit: int) -> None:
 @click.option("--error-kind", default=None, help="With --all: only this error kind.")
 def outbox_retry(submission_ids: tuple[int, ...], retry_all: bool, error_kind: str | None) -> None:
     """Retry dead letters by id, or all of them (optionally of one error kind)."""
-    from .services import outbox
+    from ..services import outbox
 
     if retry_all:
         count = outbox.retry_dead_matching(error_kind, actor="cli")
@@ -223,7 +223,7 @@ def invoices_import(csv_file: str, batch_size: int) -> None:
     """
     from pathlib import Path
 
-    from .services import intake
+    from ..services import intake
 
     data = Path(csv_file).read_bytes()
     lines = max(1, data.count(b"\n") - 1)
@@ -251,8 +251,8 @@ def invoices_import(csv_file: str, batch_size: int) -> None:
 
 
 def register(app: Flask) -> None:
-    from .ops_cli import backup_cli, data_cli
-    from .reconcile_cli import reconcile_cli
+    from .ops import backup_cli, data_cli
+    from .reconcile import reconcile_cli
 
     for command in (reconcile_cli, backup_cli, data_cli):
         app.cli.add_command(command)

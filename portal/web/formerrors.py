@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .domain import InvoiceRuleError
+from ..domain import InvoiceRuleError
+from ..services.errors import ServiceError
 from .i18n import current_language
-from .services.errors import ServiceError
 
 
 def attach_error(form, error: InvoiceRuleError | ServiceError, fallback: str) -> None:

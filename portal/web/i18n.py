@@ -9,7 +9,7 @@ from flask import Flask, current_app, has_request_context, request
 from flask_babel import format_datetime, get_locale
 from flask_login import current_user
 
-from .extensions import babel
+from ..extensions import babel
 
 LANG_COOKIE = "lang"
 

@@ -1,0 +1,1 @@
+"""Small utilities shared by every layer: ids, JSON bodies, encryption at rest, log masking."""

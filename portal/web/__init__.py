@@ -1,0 +1,1 @@
+"""Web plumbing: error pages, forms, CSRF, sessions, security headers, language, URLs."""
