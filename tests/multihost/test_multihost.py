@@ -16,6 +16,8 @@ PostgreSQL (``TEST_DATABASE_URL``): a SQLite file cannot be shared by hosts.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import hashlib
 import http.cookiejar
 import http.cookies
@@ -30,6 +32,7 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
+from cryptography.fernet import Fernet
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -172,6 +175,18 @@ def submit(session, base: str, page_path: str, action: str, changes=None, **kwar
     return session.post(base + action, data=fields, **kwargs)
 
 
+def verification_path(mailbox) -> str | None:
+    """The path of the e-mail verification link in the mailbox, once its mail is there."""
+    for path in sorted(mailbox.glob("*.eml")) if mailbox.is_dir() else ():
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        for part in message.walk():
+            if part.get_content_type() == "text/plain":
+                found = re.search(r"https?://[^/\s]+(/auth/verify/[^\s\"<>]+)", part.get_content())
+                if found:
+                    return found[1]
+    return None
+
+
 def wait_until(check, what: str, lab: Lab):
     deadline = time.monotonic() + STEP_SECONDS
     while time.monotonic() < deadline:
@@ -221,11 +236,14 @@ def test_two_web_hosts_and_a_worker_host_share_the_evidence_and_the_case(
         **{name: str(value) for name, value in storage.items()},
         "PORTAL_ENV": "production",
         "SECRET_KEY": secrets.token_urlsafe(48),  # one key for every host
+        "TOTP_ENCRYPTION_KEY": Fernet.generate_key().decode(),  # and one for two-step secrets
         "DATABASE_URL": database.render_as_string(hide_password=False),
         "REDIS_URL": f"redis://:{redis_password}@{lab.gateway}:{redis_port}/0",
         "REGISTRY_URL": f"http://{worker_c}:{registry_port}",
         "REGISTRY_RATE_LIMIT": "0",
         "PUBLIC_URL": f"http://{web_a}:{web_port}",
+        # The customer's mailbox: mail sent from any host lands here as .eml files.
+        "MAIL_URL": f"file://{tmp_path / 'mailbox'}",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
 
@@ -257,7 +275,8 @@ def test_two_web_hosts_and_a_worker_host_share_the_evidence_and_the_case(
     lab.wait_for_port(worker_c, registry_port, "registry")
     host_a, host_b = f"http://{web_a}:{web_port}", f"http://{web_b}:{web_port}"
 
-    # Host A: a customer registers (and is signed in), reports the invoice, uploads a photo.
+    # Host A: a customer registers, confirms the address from the mail (on host B: the link is
+    # good on every host), signs in on A, reports the invoice and uploads a photo.
     customer = Browser()
     registered = submit(
         customer,
@@ -268,6 +287,17 @@ def test_two_web_hosts_and_a_worker_host_share_the_evidence_and_the_case(
     )
     main = registered.text[registered.text.find("<main") :][:1500]
     assert registered.status_code == 200, f"{main} {registered.request.headers}\n{lab.logs()}"
+    link = wait_until(lambda: verification_path(tmp_path / "mailbox"), "the verification mail", lab)
+    verified = submit(customer, host_b, link, link, {"password": PASSWORD})
+    assert verified.status_code == 200, f"{verified.url}\n{lab.logs()}"
+    signed_in = submit(
+        customer,
+        host_a,
+        "/auth/login",
+        "/auth/login",
+        {"email": "baoxiao@example.com", "password": PASSWORD},
+    )
+    assert "/auth/login" not in signed_in.url, f"{signed_in.url}\n{lab.logs()}"
     claim = (
         f"/cases/new?code={SAMPLE.code}&number={SAMPLE.number}"
         "&issue_date=2026-05-01&check_code_last6=114698"
