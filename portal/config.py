@@ -185,7 +185,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("PASSWORD_RESET_MAX_AGE", int, 3600, check=_AT_LEAST_1),  # seconds a reset link works
     S("EMAIL_VERIFY_MAX_AGE", int, 7 * 86400, check=_AT_LEAST_1),  # and a verification link
     # Fernet key(s) for two-step secrets at rest, comma-separated, the first one encrypting;
-    # required in production, elsewhere derived from SECRET_KEY when unset (portal/support/crypto.py).
+    # required in production, elsewhere derived from SECRET_KEY when unset
+    # (portal/support/crypto.py).
     S("TOTP_ENCRYPTION_KEY", str, None),
     # Reverse proxies in front of the portal that set X-Forwarded-For/-Proto (ProxyFix); 0: none.
     S("TRUSTED_PROXIES", int, 0, check=Range(0, 10)),

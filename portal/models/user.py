@@ -45,7 +45,7 @@ class User(UserMixin, db.Model):
     # False: send only the mail that must be read (see portal.mail NON_ESSENTIAL_KINDS).
     optional_mail: Mapped[bool] = mapped_column(default=True)
     # The TOTP secret once two-step sign-in is set up (required for admins), encrypted with
-    # TOTP_ENCRYPTION_KEY (portal/support/crypto.py): a Fernet token, never the base32 secret itself.
+    # TOTP_ENCRYPTION_KEY (portal/support/crypto.py): a Fernet token, never the base32 secret.
     totp_secret: Mapped[str | None] = mapped_column(String(255))
     # The 30-second time step of the last code accepted: a code is good once per user.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
