@@ -15,7 +15,7 @@ from pathlib import Path
 from flask import Flask, abort, request
 from werkzeug.exceptions import BadRequest
 
-from .config import load_config
+from .config import BaseConfig, load_config
 from .extensions import csrf, db, limiter, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,7 +68,7 @@ def create_app(config: str | Mapping | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_STORAGE_URI", None)
     if not app.config["RATELIMIT_STORAGE_URI"]:
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"]
-    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+    _bound_dependency_waits(app)
 
     from .support.jsonbody import SafeJSONProvider
 
@@ -100,6 +100,21 @@ def create_app(config: str | Mapping | None = None) -> Flask:
     accounts.init_app(app)
     _trust_proxies(app)  # last: outside every other middleware, so all see the client
     return app
+
+
+def _bound_dependency_waits(app: Flask) -> None:
+    """Timeouts on every database and Redis client made from these settings: the engine's (pool,
+    connect, statement) and Flask-Limiter's storage client (the same as ``redis_connection``'s).
+    Settings given explicitly (a test's mapping) win."""
+    from .config import engine_options
+    from .queue import redis_options
+
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+    if app.config["SQLALCHEMY_ENGINE_OPTIONS"] == BaseConfig.SQLALCHEMY_ENGINE_OPTIONS:
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
+    uri = app.config["RATELIMIT_STORAGE_URI"]
+    if uri.split(":", 1)[0] in ("redis", "rediss", "unix"):
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", redis_options(app.config))
 
 
 def _trust_proxies(app: Flask) -> None:

@@ -13,7 +13,7 @@ rows that differ (``SETTINGS`` of a subclass replaces the row of the same config
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from decimal import Decimal
@@ -137,6 +137,16 @@ SETTINGS: tuple[Setting, ...] = (
     S("DATABASE_URL", str, "sqlite:///portal.db", "SQLALCHEMY_DATABASE_URI", _database_url),
     S("REDIS_URL", str, "redis://127.0.0.1:6379/0", check=_REDIS),
     S("RATELIMIT_STORAGE_URI", str, None, check=_LIMITS),  # None: REDIS_URL
+    # Every Redis client (queues, limits, breaker, counters): a hung Redis costs one timeout,
+    # then callers that can do without it skip it for REDIS_RETRY_AFTER (portal/queue.py).
+    S("REDIS_CONNECT_TIMEOUT", float, 0.25, check=_positive),
+    S("REDIS_SOCKET_TIMEOUT", float, 0.3, check=_positive),
+    S("REDIS_RETRY_AFTER", float, 5.0, check=_positive),
+    # PostgreSQL: seconds a statement may run, a request may wait for a pooled connection, a
+    # connection may take to open (0: no statement timeout). SQLite waits on its busy timeout.
+    S("DATABASE_STATEMENT_TIMEOUT", float, 30.0, check=_AT_LEAST_0),
+    S("DATABASE_POOL_TIMEOUT", float, 5.0, check=_positive),
+    S("DATABASE_CONNECT_TIMEOUT", int, 5, check=Range(2, 600)),
     S("REGISTRY_URL", str, "http://127.0.0.1:8100", check=_HTTP),
     S("UPLOAD_DIR", str, "uploads"),
     # Evidence storage (README "Deployment"): "local", files under UPLOAD_DIR for one host (make
@@ -230,6 +240,10 @@ SETTINGS: tuple[Setting, ...] = (
     S("REGISTRY_LEASE_SECONDS", int, 60, check=_AT_LEAST_1),  # an in-flight row taken back after
     S("BREAKER_FAILURE_THRESHOLD", int, 5, check=_AT_LEAST_1),
     S("BREAKER_COOLDOWN_SECONDS", float, 30.0, check=_positive),
+    # Successful requests in a row after a failure that count as the registry being well again
+    # (as does a probe closing the breaker): retries the trouble scheduled are then brought
+    # forward (portal/services/outbox.py, recover).
+    S("BREAKER_RECOVERY_SUCCESSES", int, 20, check=_AT_LEAST_1),
     S("OUTBOX_SWEEP_INTERVAL", float, 5.0, check=_positive),
     S("OUTBOX_ENQUEUE_GRACE", int, 15, check=_AT_LEAST_0),
     S("OUTBOX_DISPATCH_LIMIT", int, 20000, check=_AT_LEAST_1),  # rows one sweep may dispatch
@@ -299,6 +313,10 @@ class BaseConfig:
     # X-RateLimit-* headers would cost two Redis reads on every limited request; a 429 carries
     # Retry-After (portal/web/errors.py) without them.
     RATELIMIT_HEADERS_ENABLED = False
+    # Redis slow or away: limits are kept in this process (in_memory_fallback) and an error
+    # racing the switch is logged, not raised (no 500 from a limit check).
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_SWALLOW_ERRORS = True
     # Keep the signed-out lookup form rendered once per language (portal/web/sharedpages.py).
     SHARED_PAGE_CACHE = True
 
@@ -383,6 +401,21 @@ CONFIGS = {
     "testing": TestingConfig,
     "production": ProductionConfig,
 }
+
+
+def engine_options(config: Mapping) -> dict:
+    """SQLAlchemy engine options for the configured database: on PostgreSQL a pool timeout, a
+    connect timeout and a statement timeout (``DATABASE_*``); elsewhere the base options."""
+    options = dict(BaseConfig.SQLALCHEMY_ENGINE_OPTIONS)
+    if not config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        return options
+    options["pool_timeout"] = config["DATABASE_POOL_TIMEOUT"]
+    connect_args = {"connect_timeout": config["DATABASE_CONNECT_TIMEOUT"]}
+    milliseconds = int(config["DATABASE_STATEMENT_TIMEOUT"] * 1000)
+    if milliseconds:
+        connect_args["options"] = f"-c statement_timeout={milliseconds}"
+    options["connect_args"] = connect_args
+    return options
 
 
 def read_environment(rows: tuple[Setting, ...]) -> dict[str, Any]:

@@ -132,14 +132,13 @@ def test_unexpected_error_renders_the_500_page(app_factory):
     assert "kaboom" not in html and 'class="site-header"' in html
 
 
-def test_healthz_reports_each_dependency(client, app):
+def test_healthz_is_liveness_only(client, app):
+    """The process and the database: a registry that is down does not take the host out of a
+    load balancer (tests/test_sick_dependencies.py has the rest)."""
     app.config["REGISTRY_URL"] = "http://127.0.0.1:1"
     response = client.get("/healthz")
-    body = response.get_json()
-    assert body["checks"]["database"]["ok"] is True
-    assert body["checks"]["redis"]["ok"] is True
-    assert body["checks"]["registry"]["ok"] is False
-    assert response.status_code == 503
+    assert response.status_code == 200
+    assert set(response.get_json()["checks"]) == {"database"}
 
 
 @pytest.mark.parametrize(

@@ -117,11 +117,14 @@ def worker(queues: tuple[str, ...], burst: bool, fork: bool, verbose: bool) -> N
     from workers import queues as names
     from workers.ticker import Ticker
 
-    from ..queue import get_queue, redis_connection
+    from ..queue import get_queue, redis_connection, worker_connection
 
-    chosen = [get_queue(q) for q in (queues or names.ALL)]
+    # The worker's blocking dequeue on a connection of its own (RQ raises its read timeout to
+    # outlast BLPOP); the jobs it runs use redis_connection(), whose timeouts stay short.
+    dequeue = worker_connection()
+    chosen = [get_queue(q, connection=dequeue) for q in (queues or names.ALL)]
     worker_class = Worker if fork else SimpleWorker
-    w = worker_class(chosen, connection=redis_connection())
+    w = worker_class(chosen, connection=dequeue)
     tickers: list[Ticker] = []
     if not burst:
         # Periodic jobs: (job, interval setting, name). Each runs once per period across all

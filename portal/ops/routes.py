@@ -1,4 +1,5 @@
-"""``/healthz``: is the database, Redis and the registry reachable? JSON, 200 or 503."""
+"""``/healthz`` (liveness, for load balancers), ``/status`` (dependencies, for people and
+monitors) and ``/metrics``."""
 
 from flask import jsonify
 
@@ -10,7 +11,16 @@ from . import bp
 @bp.route("/healthz")
 @csrf.exempt
 def healthz():
-    report = health.check_all()
+    """200 while this process and the database answer; Redis and the registry do not count."""
+    report = health.liveness()
+    return jsonify(report), (200 if report["ok"] else 503)
+
+
+@bp.route("/status")
+@csrf.exempt
+def status():
+    """Redis, registry, workers, backlog: 200 when all are well, else 503 (kept a few seconds)."""
+    report = health.status()
     return jsonify(report), (200 if report["ok"] else 503)
 
 

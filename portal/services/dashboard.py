@@ -22,6 +22,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..queue import try_redis
 from .registry_link import breaker
 from .review import sla_status
 
@@ -129,10 +130,7 @@ def build(now: datetime | None = None, weeks: int = 8) -> Dashboard:
 
 
 def _breaker_state() -> str:
-    try:
-        return breaker().status().state
-    except Exception:
-        return "unknown"
+    return try_redis("registry breaker", lambda _redis: breaker().status().state, "unknown")
 
 
 def bars(values: list[tuple[str, float]], width: int = 320, bar_height: int = 22) -> dict:

@@ -29,7 +29,7 @@ from ..models import (
     utcnow,
 )
 from ..registry.client import DeliveryResult, Outcome
-from . import audit, notify, review
+from . import audit, notify, outbox, review
 from .outbox import DUE_STATES
 from .registry_link import breaker, client, rate_limiter
 
@@ -48,6 +48,7 @@ class BatchReport:
     retrying: int = 0
     dead: int = 0
     skipped_reason: str | None = None
+    brought_forward: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
@@ -147,6 +148,7 @@ def deliver_batch(submission_ids: list[int]) -> BatchReport:
     )
     duration_ms = int((time.perf_counter() - t0) * 1000)
 
+    recovered = False
     link_failed = all(r.outcome is Outcome.TRANSIENT and _is_link_failure(r) for r in results)
     if link_failed:
         if link.record_failure():
@@ -158,11 +160,14 @@ def deliver_batch(submission_ids: list[int]) -> BatchReport:
             )
     else:
         was_closed = link.status().state == "closed"
-        link.record_success()
+        recovered = link.record_success()
         if not was_closed:
             _clear_alerts("breaker_open")
 
     _record_results(submissions, results, started, duration_ms, report)
+    if recovered:
+        # The registry is well again: what the trouble postponed goes now, not after backoff.
+        report.brought_forward = outbox.recover()
     return report
 
 

@@ -28,7 +28,7 @@ from ..domain import RegistryState as DomainRegistryState
 from ..domain import diagnose as domain_diagnose
 from ..extensions import db
 from ..models import Invoice, LookupEvent, Submission, SubmissionAttempt, utcnow
-from ..queue import redis_connection
+from ..queue import try_redis
 from .errors import ServiceError
 from .registry_link import breaker
 
@@ -121,25 +121,25 @@ def _limited(limit: int) -> LookupLimited:
 
 
 def _failures_so_far(today: date, key: str, who: str) -> int:
-    try:
-        return int(redis_connection().get(_failure_counter(today, key, who)) or 0)
-    except Exception:  # Redis down: the per-IP limits still stand; do not refuse customers
-        current_app.logger.warning("lookup counter unavailable", exc_info=True)
-        return 0
+    """This requester's failed checks of ``key`` today; 0 when Redis is slow or away (the count
+    is skipped and logged, the route's rate limits still stand in-process)."""
+    counter = _failure_counter(today, key, who)
+    return int(try_redis("lookup daily count", lambda r: r.get(counter), None) or 0)
 
 
 def _count_failure(today: date, key: str, counters: list[str]) -> int:
-    """Count one failed match against each counter; returns the first one's new value."""
-    try:
-        pipe = redis_connection().pipeline()
+    """Count one failed match against each counter; returns the first one's new value (0 when
+    Redis is slow or away: not counted, logged)."""
+
+    def count(redis) -> int:
+        pipe = redis.pipeline()
         for who in counters:
             counter = _failure_counter(today, key, who)
             pipe.incr(counter)
             pipe.expire(counter, 2 * 86400)
         return int(pipe.execute()[0])
-    except Exception:
-        current_app.logger.warning("lookup counter unavailable", exc_info=True)
-        return 0
+
+    return try_redis("lookup daily count", count, 0)
 
 
 @dataclass
@@ -262,7 +262,4 @@ def lookup(
 def _registry_health() -> str:
     """The breaker's state, or "unknown" when Redis does not answer (reading the breaker is
     itself the check: no separate PING)."""
-    try:
-        return breaker().status().state
-    except Exception:
-        return "unknown"
+    return try_redis("registry breaker", lambda _redis: breaker().status().state, "unknown")

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from rq.job import Job
-from sqlalchemy import event, or_, select
+from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
 from workers import queues
@@ -262,6 +262,62 @@ def sweep(now: datetime | None = None) -> SweepReport:
     limit = 1 if status.state == "half_open" else None
     report.dispatched = dispatch_due(now, limit=limit)
     return report
+
+
+# Error kinds that say the registry, or the way to it, was unwell (not this invoice): retries
+# they scheduled are brought forward once it is well again. 429 keeps its Retry-After; 422
+# and 409 are dead letters already.
+OUTAGE_ERRORS = ("timeout", "connection", "bad_response")
+
+
+def bring_forward_outage_retries(now: datetime | None = None, actor=None) -> int:
+    """Make every retry that an outage or a registry failure scheduled due now.
+
+    Called when the registry is well again (``recover``); rows that failed for their own
+    reasons keep their course. Returns how many rows were brought forward.
+    """
+    now = now or utcnow()
+    ids = db.session.scalars(
+        update(Submission)
+        .where(
+            Submission.state == SubmissionState.RETRY_SCHEDULED,
+            Submission.next_attempt_at > now,
+            or_(
+                Submission.last_error_kind.in_(OUTAGE_ERRORS),
+                Submission.last_error_kind.startswith("http_5", autoescape=True),
+            ),
+        )
+        .values(next_attempt_at=now, job_id=None, updated_at=now)
+        .returning(Submission.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if ids:
+        audit.record_many(
+            [
+                (
+                    "submission.brought_forward",
+                    "submission",
+                    i,
+                    {"state": SubmissionState.RETRY_SCHEDULED},
+                    {"state": SubmissionState.RETRY_SCHEDULED, "next_attempt_at": now},
+                )
+                for i in ids
+            ],
+            actor=actor,
+        )
+    db.session.commit()
+    return len(ids)
+
+
+def recover(now: datetime | None = None) -> int:
+    """The registry is well again: bring the outage's retries forward and dispatch them now
+    (the delivery jobs keep to ``REGISTRY_RATE_LIMIT``). Returns the rows brought forward."""
+    now = now or utcnow()
+    brought = bring_forward_outage_retries(now)
+    if brought:
+        log.warning("registry well again: %d retries brought forward", brought)
+        dispatch_due(now)
+    return brought
 
 
 def dead_letters(error_kind: str | None = None, limit: int = 200) -> list[Submission]:

@@ -34,12 +34,20 @@ class CircuitBreaker:
     open: after ``threshold`` consecutive failures, for ``cooldown`` seconds nothing is sent;
     the backlog waits in the database. half_open: once the cooldown is over, exactly one
     worker wins the probe (SET NX); its success closes the breaker, its failure reopens it.
+
+    It also tells when the registry is well again after being unwell (any failed request
+    marks it unwell): when a probe closes the breaker, or after ``recovery_successes``
+    successful requests in a row. ``record_success`` then returns True to exactly one worker,
+    which brings forward the retries the trouble scheduled (``outbox.recover``).
     """
 
-    def __init__(self, redis: Redis, threshold: int, cooldown: float) -> None:
+    def __init__(
+        self, redis: Redis, threshold: int, cooldown: float, recovery_successes: int = 20
+    ) -> None:
         self.redis = redis
         self.threshold = threshold
         self.cooldown = cooldown
+        self.recovery_successes = recovery_successes
 
     def status(self, now: float | None = None) -> BreakerStatus:
         """The breaker's state as seen from Redis."""
@@ -61,14 +69,28 @@ class CircuitBreaker:
         # One probe per cooldown period, whichever worker asks first.
         return bool(self.redis.set(_PREFIX + "probe", "1", nx=True, ex=max(1, int(self.cooldown))))
 
-    def record_success(self) -> None:
-        """The registry answered: close the breaker."""
-        self.redis.delete(_PREFIX + "failures", _PREFIX + "open_until", _PREFIX + "probe")
+    def record_success(self) -> bool:
+        """The registry answered: close the breaker. True (to one caller only) when this
+        success ends a spell of trouble: the breaker was open, or enough successes in a row
+        followed a failure."""
+        pipe = self.redis.pipeline()
+        pipe.get(_PREFIX + "open_until")
+        pipe.delete(_PREFIX + "failures", _PREFIX + "open_until", _PREFIX + "probe")
+        pipe.incr(_PREFIX + "successes")
+        pipe.exists(_PREFIX + "unwell")
+        was_open, _, successes, unwell = pipe.execute()
+        if not unwell or (was_open is None and successes < self.recovery_successes):
+            return False
+        return bool(self.redis.delete(_PREFIX + "unwell"))  # one worker wins the recovery
 
     def record_failure(self, now: float | None = None) -> bool:
         """The registry did not answer; returns True when this failure opened the breaker."""
         now = time.time() if now is None else now
-        failures = self.redis.incr(_PREFIX + "failures")
+        pipe = self.redis.pipeline()
+        pipe.incr(_PREFIX + "failures")
+        pipe.set(_PREFIX + "unwell", now, nx=True)
+        pipe.delete(_PREFIX + "successes")
+        failures, _, _ = pipe.execute()
         status = self.status(now)
         if status.state == "half_open" or (status.state == "closed" and failures >= self.threshold):
             pipe = self.redis.pipeline()
@@ -114,7 +136,10 @@ def breaker() -> CircuitBreaker:
     """The breaker configured for this app."""
     config = current_app.config
     return CircuitBreaker(
-        redis_connection(), config["BREAKER_FAILURE_THRESHOLD"], config["BREAKER_COOLDOWN_SECONDS"]
+        redis_connection(),
+        config["BREAKER_FAILURE_THRESHOLD"],
+        config["BREAKER_COOLDOWN_SECONDS"],
+        config["BREAKER_RECOVERY_SUCCESSES"],
     )
 
 

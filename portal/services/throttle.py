@@ -28,10 +28,11 @@ _KNOWN_MAX_ACCOUNTS = 5
 _clock = time.time  # tests move time by replacing this
 
 
-def _redis():
-    from ..queue import redis_connection
+def _try_redis(call, default):
+    """``call`` with Redis, or ``default`` at once when it is slow or away (logged)."""
+    from ..queue import try_redis
 
-    return redis_connection()
+    return try_redis("sign-in throttle", call, default)
 
 
 def account_id(login_name: str) -> str:
@@ -63,10 +64,8 @@ def _count(values: dict, prefix: str) -> FailureCount:
 
 def wait_seconds(account: str, source: str, known_browser: bool) -> int:
     """Whole seconds this source must wait before trying this account again (0: go ahead)."""
-    try:
-        raw = _redis().hgetall(_key(account))
-    except Exception:
-        current_app.logger.warning("sign-in throttle unavailable", exc_info=True)
+    raw = _try_redis(lambda redis: redis.hgetall(_key(account)), None)
+    if raw is None:
         return 0
     values = {k.decode(): v.decode() for k, v in raw.items()}
     wait = sign_in_wait(
@@ -83,32 +82,28 @@ def note_failure(account: str, source: str) -> None:
     """Count a failed password or code from ``source`` against ``account``."""
     now = str(_clock())
     key = _key(account)
-    try:
-        pipe = _redis().pipeline()
+    window = current_app.config["LOGIN_FAILURE_WINDOW_SECONDS"]
+
+    def count(redis) -> None:
+        pipe = redis.pipeline()
         pipe.hincrby(key, f"src:{source}:n", 1)
         pipe.hset(key, f"src:{source}:t", now)
         pipe.hincrby(key, "all:n", 1)
         pipe.hset(key, "all:t", now)
-        pipe.expire(key, current_app.config["LOGIN_FAILURE_WINDOW_SECONDS"])
+        pipe.expire(key, window)
         pipe.execute()
-    except Exception:
-        current_app.logger.warning("sign-in throttle unavailable", exc_info=True)
+
+    _try_redis(count, None)
 
 
 def clear_source(account: str, source: str) -> None:
     """A successful sign-in forgets this source's failures (not the account-wide count)."""
-    try:
-        _redis().hdel(_key(account), f"src:{source}:n", f"src:{source}:t")
-    except Exception:
-        current_app.logger.warning("sign-in throttle unavailable", exc_info=True)
+    _try_redis(lambda redis: redis.hdel(_key(account), f"src:{source}:n", f"src:{source}:t"), 0)
 
 
 def clear_account(account: str) -> None:
     """The owner proved they hold the mailbox (password reset): forget every count."""
-    try:
-        _redis().delete(_key(account))
-    except Exception:
-        current_app.logger.warning("sign-in throttle unavailable", exc_info=True)
+    _try_redis(lambda redis: redis.delete(_key(account)), 0)
 
 
 # ------------------------------------------------------------------- known browsers

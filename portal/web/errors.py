@@ -6,6 +6,8 @@ from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 
@@ -22,6 +24,7 @@ def _titles():
         413: _("The file is too large"),
         429: _("Too many requests"),
         500: _("Something went wrong on our side"),
+        503: _("The service is briefly unavailable"),
     }
 
 
@@ -34,6 +37,10 @@ def _explanations():
         413: _("Please choose a smaller file and try again."),
         429: _("Please wait a moment before trying again."),
         500: _("The problem has been logged. Please try again in a few minutes."),
+        503: _(
+            "We cannot reach our records right now. Nothing you sent is lost; "
+            "please try again in a minute."
+        ),
     }
 
 
@@ -65,6 +72,29 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         return render_error(error.code or 500)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(PoolTimeout)
+    def database_unavailable(error: Exception):
+        # The database is down, unreachable, out of pooled connections or past the statement
+        # timeout: a clear 503 (load balancers and clients retry), not a 500.
+        app.logger.warning("database unavailable on %s %s: %s", request.method, request.path, error)
+        from ..extensions import db
+
+        try:
+            db.session.rollback()
+        except Exception:  # the connection is gone; the session is discarded at teardown
+            app.logger.debug("rollback failed after a database error", exc_info=True)
+        try:
+            body, status = render_error(503)
+        except Exception:  # the layout itself needed the database (a signed-in user's menu)
+            from markupsafe import escape
+
+            title, detail = _titles()[503], _explanations()[503]
+            body, status = f"<!doctype html><h1>{escape(title)}</h1><p>{escape(detail)}</p>", 503
+        response = app.make_response((body, status))
+        response.headers["Retry-After"] = "30"
+        return response
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
