@@ -104,3 +104,19 @@ def test_the_breaker_says_recovered_once_after_a_probe_or_a_run_of_successes(out
     assert link.record_success() is False  # only once
     link.record_failure(now=2000.0)  # one failure, breaker still closed
     assert [link.record_success() for _ in range(4)] == [False, False, True, False]
+
+
+def test_a_quiet_sweep_sends_one_batch_of_outage_retries_as_a_probe(outage_app, registry_sim):
+    """Faults over but nothing due (every retry far away): the sweep sends the first batch
+    early; with enough successes in a row the rest follow without waiting."""
+    outage_app.config["BREAKER_FAILURE_THRESHOLD"] = 100  # errors, not an outage: stays closed
+    registry_sim.state.set_faults({"error_rate": 1.0})
+    factories.issued(15)
+    run_workers()
+    assert outbox.backlog_counts() == {"retry_scheduled": 15}
+    registry_sim.state.set_faults({"error_rate": 0.0})
+    outage_app.config["BREAKER_RECOVERY_SUCCESSES"] = 1  # the probe's success is enough here
+    report = outbox.sweep()
+    assert report.dispatched == 5 and report.breaker == "closed"  # one batch (of 5)
+    run_workers()  # the probe succeeds: recovery brings the other ten forward and sends them
+    assert outbox.backlog_counts() == {"succeeded": 15}

@@ -261,7 +261,24 @@ def sweep(now: datetime | None = None) -> SweepReport:
         return report
     limit = 1 if status.state == "half_open" else None
     report.dispatched = dispatch_due(now, limit=limit)
+    # Nothing else is going out to tell whether the registry is well again: send the next
+    # batch of its retries now, as a probe (one batch a sweep); enough successes in a row
+    # bring the rest forward (``recover``).
+    if (
+        status.state == "closed"
+        and not report.dispatched
+        and _registry_unwell()
+        and bring_forward_outage_retries(now, limit=current_app.config["REGISTRY_BATCH_SIZE"])
+    ):
+        report.dispatched = dispatch_due(now)
+        report.notes.append("registry unwell lately: one batch of its retries sent early")
     return report
+
+
+def _registry_unwell() -> bool:
+    from .registry_link import breaker
+
+    return breaker().unwell()
 
 
 # Error kinds that say the registry, or the way to it, was unwell (not this invoice): retries
@@ -270,24 +287,39 @@ def sweep(now: datetime | None = None) -> SweepReport:
 OUTAGE_ERRORS = ("timeout", "connection", "bad_response")
 
 
-def bring_forward_outage_retries(now: datetime | None = None, actor=None) -> int:
-    """Make every retry that an outage or a registry failure scheduled due now.
+def _outage_retries(now: datetime):
+    return (
+        Submission.state == SubmissionState.RETRY_SCHEDULED,
+        Submission.next_attempt_at > now,
+        or_(
+            Submission.last_error_kind.in_(OUTAGE_ERRORS),
+            Submission.last_error_kind.startswith("http_5", autoescape=True),
+        ),
+    )
 
-    Called when the registry is well again (``recover``); rows that failed for their own
-    reasons keep their course. Returns how many rows were brought forward.
+
+def bring_forward_outage_retries(
+    now: datetime | None = None, limit: int | None = None, actor=None
+) -> int:
+    """Make the retries that an outage or a registry failure scheduled due now (all of them,
+    or the ``limit`` that would have gone first).
+
+    Called when the registry is well again (``recover``), or to probe whether it is
+    (``sweep``); rows that failed for their own reasons keep their course. Returns how many
+    rows were brought forward.
     """
     now = now or utcnow()
-    ids = db.session.scalars(
-        update(Submission)
-        .where(
-            Submission.state == SubmissionState.RETRY_SCHEDULED,
-            Submission.next_attempt_at > now,
-            or_(
-                Submission.last_error_kind.in_(OUTAGE_ERRORS),
-                Submission.last_error_kind.startswith("http_5", autoescape=True),
-            ),
+    chosen = update(Submission).where(*_outage_retries(now))
+    if limit is not None:
+        first = (
+            select(Submission.id)
+            .where(*_outage_retries(now))
+            .order_by(Submission.next_attempt_at, Submission.id)
+            .limit(limit)
         )
-        .values(next_attempt_at=now, job_id=None, updated_at=now)
+        chosen = update(Submission).where(Submission.id.in_(first.scalar_subquery()))
+    ids = db.session.scalars(
+        chosen.values(next_attempt_at=now, job_id=None, updated_at=now)
         .returning(Submission.id)
         .execution_options(synchronize_session=False)
     ).all()

@@ -69,6 +69,10 @@ class CircuitBreaker:
         # One probe per cooldown period, whichever worker asks first.
         return bool(self.redis.set(_PREFIX + "probe", "1", nx=True, ex=max(1, int(self.cooldown))))
 
+    def unwell(self) -> bool:
+        """Has a request failed since the registry was last known to be well?"""
+        return bool(self.redis.exists(_PREFIX + "unwell"))
+
     def record_success(self) -> bool:
         """The registry answered: close the breaker. True (to one caller only) when this
         success ends a spell of trouble: the breaker was open, or enough successes in a row
