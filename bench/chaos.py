@@ -2,8 +2,11 @@
 
 Issues N invoices while the simulated registry fails 30 % of calls and times out 5 %, goes down
 for a while in the middle, two RQ workers are SIGKILLed again and again, and Redis is flushed
-once. Passes (exit 0) when the registry holds every invoice exactly once, no PUT conflicted and
-every submission reached a final state.
+once; the faults stop after ``--faults-off`` seconds. Retries back off as in production (30 s
+base, an hour's cap) unless told otherwise. Passes (exit 0) when the registry holds every
+invoice exactly once, no PUT conflicted, every submission reached a final state and the last
+invoice was registered within ``--recovery-bar`` seconds of the faults stopping (the
+*recovery* figure, printed with the time since the outage ended).
 
     DATABASE_URL=… REDIS_URL=redis://127.0.0.1:6379/12 python bench/chaos.py --invoices 10000
 
@@ -33,7 +36,13 @@ from sqlalchemy import func, select  # noqa: E402
 from bench._common import issue_invoices  # noqa: E402
 from portal import create_app  # noqa: E402
 from portal.extensions import db  # noqa: E402
-from portal.models import Invoice, RegistryState, Submission, SubmissionState  # noqa: E402
+from portal.models import (  # noqa: E402
+    AuditEvent,
+    Invoice,
+    RegistryState,
+    Submission,
+    SubmissionState,
+)
 from portal.registry import RegistryClient, SimulatorServer  # noqa: E402
 from portal.services import outbox  # noqa: E402
 
@@ -64,6 +73,17 @@ def main() -> int:
     parser.add_argument("--error-rate", type=float, default=0.30)
     parser.add_argument("--timeout-rate", type=float, default=0.05)
     parser.add_argument("--deadline", type=float, default=600, help="seconds before giving up")
+    parser.add_argument(
+        "--faults-off", type=float, default=20, help="seconds in when errors and timeouts stop"
+    )
+    parser.add_argument("--backoff-base", type=float, default=30.0, help="REGISTRY_BACKOFF_BASE")
+    parser.add_argument("--backoff-cap", type=float, default=3600.0, help="REGISTRY_BACKOFF_CAP")
+    parser.add_argument(
+        "--recovery-bar",
+        type=float,
+        default=120,
+        help="seconds after the faults stop by which the last invoice must be registered",
+    )
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument(
         "--batch-size",
@@ -91,8 +111,8 @@ def main() -> int:
         "PORTAL_ENV": "development",
         "REGISTRY_READ_TIMEOUT": "1.0",
         "REGISTRY_LEASE_SECONDS": "4",
-        "REGISTRY_BACKOFF_BASE": "0.2",
-        "REGISTRY_BACKOFF_CAP": "2.0",
+        "REGISTRY_BACKOFF_BASE": str(args.backoff_base),
+        "REGISTRY_BACKOFF_CAP": str(args.backoff_cap),
         "REGISTRY_MAX_ATTEMPTS": "60",
         "REGISTRY_RATE_LIMIT": "0",
         "BREAKER_FAILURE_THRESHOLD": "8",
@@ -139,6 +159,7 @@ def main() -> int:
             )
             t0 = time.monotonic()
             outage_on = outage_done = False
+            outage_ended_at = faults_off_at = None  # wall clock, as registered_at is
             next_kill = t0 + 1.0
             while True:
                 now = time.monotonic()
@@ -161,14 +182,20 @@ def main() -> int:
                 if outage_on and elapsed >= 7:
                     simulator.state.set_faults({"outage": False})
                     outage_on, outage_done = False, True
+                    outage_ended_at = time.time()
                     print(f"  t={elapsed:5.1f}s registry outage ends", flush=True)
+                if faults_off_at is None and elapsed >= args.faults_off:
+                    simulator.state.set_faults({"error_rate": 0, "timeout_rate": 0})
+                    faults_off_at = time.time()
+                    print(f"  t={elapsed:5.1f}s errors and timeouts off", flush=True)
                 if flushes == 0 and elapsed >= 5:
                     redis.flushdb()
                     flushes += 1
                     print(f"  t={elapsed:5.1f}s Redis flushed", flush=True)
                 state = counts_by_state()
                 unfinished = sum(n for s, n in state.items() if s not in FINAL)
-                if outage_done and kills >= args.kills and flushes and unfinished == 0:
+                done = outage_done and faults_off_at and kills >= args.kills and flushes
+                if done and unfinished == 0:
                     break
                 if now - started > args.deadline:
                     print(f"deadline passed with {unfinished} submissions unfinished: {state}")
@@ -201,9 +228,18 @@ def main() -> int:
         )
         state = outbox.backlog_counts()
         attempts = db.session.scalar(select(func.sum(Submission.attempts))) or 0
+        last_registered = db.session.scalar(select(func.max(Invoice.registered_at)))
+        brought_forward = db.session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "submission.brought_forward")
+        )
     simulator.stop()
 
     unfinished = sum(n for s, n in state.items() if s not in FINAL)
+    last_at = last_registered.timestamp() if last_registered else None
+    since_outage = last_at - outage_ended_at if last_at and outage_ended_at else None
+    since_faults = last_at - faults_off_at if last_at and faults_off_at else None
     checks = {
         "every invoice registered in the ledger": registered == args.invoices,
         "registry holds exactly the ledger's invoices": sorted(registry_keys)
@@ -212,13 +248,20 @@ def main() -> int:
         "no conflicting PUT": stats["conflicts"] == 0,
         "no submission outside a final state": unfinished == 0,
         "no dead letters": state.get(SubmissionState.DEAD, 0) == 0,
+        f"last invoice registered within {args.recovery_bar:.0f} s of the faults stopping": (
+            since_faults is not None and since_faults <= args.recovery_bar
+        ),
     }
     print(
         f"\nchaos run: {args.invoices} invoices, {args.workers} workers, {kills} SIGKILLs, "
         f"{flushes} Redis flush, outage 3s→7s, error rate {args.error_rate:.0%}, "
-        f"timeouts {args.timeout_rate:.0%}"
+        f"timeouts {args.timeout_rate:.0%} until {args.faults_off:.0f}s, backoff "
+        f"{args.backoff_base:g}s…{args.backoff_cap:g}s"
     )
     print(f"  elapsed                 {elapsed:8.1f} s")
+    print(f"  recovery after outage   {_seconds(since_outage)}  (last invoice registered)")
+    print(f"  recovery after faults   {_seconds(since_faults)}  (last invoice registered)")
+    print(f"  retries brought forward {brought_forward:8d}")
     print(f"  registry records        {stats['records']:8d}")
     print(f"  repeated same-field PUTs{stats['duplicates']:8d}  (idempotent; harmless)")
     print(f"  conflicting PUTs        {stats['conflicts']:8d}")
@@ -228,6 +271,10 @@ def main() -> int:
     for name, ok in checks.items():
         print(f"  [{'ok' if ok else 'FAIL'}] {name}")
     return 0 if all(checks.values()) else 1
+
+
+def _seconds(value: float | None) -> str:
+    return "       —" if value is None else f"{value:8.1f} s"
 
 
 def _key(record: dict) -> str:
