@@ -77,6 +77,9 @@ def create_app(config: str | Mapping | None = None) -> Flask:
 
     app.session_interface = CookieSessionInterface()
     register_extensions(app)
+    from . import queue
+
+    queue.init_app(app)  # jobs planned in a transaction are enqueued after its commit
     register_blueprints(app)
     register_request_hooks(app)
     from .ops import metrics

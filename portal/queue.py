@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import current_app
+from flask import Flask, current_app
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -117,3 +117,70 @@ def get_queue(name: str, connection: Redis | None = None) -> Queue:
 def all_queues() -> list[Queue]:
     """Every queue, in priority order."""
     return [get_queue(name) for name in names.ALL]
+
+
+# ------------------------------------------------------------------ enqueue after commit
+
+# Every job a service hands to RQ, by the function it runs: the queue it goes to. Services name
+# jobs by these paths and never import ``workers`` (jobs call services, not the other way).
+JOB_QUEUES = {
+    "workers.registry.deliver": names.REGISTRY,
+    "workers.scans.extract_upload": names.SCANS,
+    "workers.notify.send": names.NOTIFY,
+}
+# Finished jobs are kept a little for `rq info`; failed ones a day, for people to look at.
+_JOB_OPTIONS = {"result_ttl": 600, "failure_ttl": 86400}
+_AFTER_COMMIT = "portal.queue.after_commit"
+
+
+def enqueue_after_commit(session, job: str, *args, job_id: str) -> None:
+    """Enqueue ``job(*args)`` as ``job_id`` once ``session``'s transaction commits.
+
+    The row that describes the work is in that transaction, so a job never runs before its
+    row exists; a rollback forgets the job. If Redis is away at the commit, the job is not
+    enqueued (logged) and the row stays due: the sweepers find it. ``job_id`` is
+    deterministic, so a job enqueued twice is one job in Redis (a second run finds its work
+    done).
+    """
+    if job not in JOB_QUEUES:
+        raise ValueError(f"unknown job {job!r}: add it to JOB_QUEUES")
+    session.info.setdefault(_AFTER_COMMIT, []).append((job, args, job_id))
+
+
+def enqueue_now(planned: list[tuple[str, tuple, str]]) -> int:
+    """Hand (job, args, job id) triples to RQ in one round trip; returns how many were
+    enqueued (0 when Redis is away: logged, the sweepers will)."""
+    if not planned:
+        return 0
+    try:
+        connection = redis_connection()
+        queues = {}
+        with connection.pipeline() as pipe:
+            for job, args, job_id in planned:
+                name = JOB_QUEUES[job]
+                if name not in queues:
+                    queues[name] = get_queue(name, connection=connection)
+                queues[name].enqueue(job, *args, job_id=job_id, pipeline=pipe, **_JOB_OPTIONS)
+            pipe.execute()
+    except Exception:  # Redis away or flushed: the rows are due, the sweepers dispatch them
+        log.warning("could not enqueue %d jobs; the sweepers will", len(planned), exc_info=True)
+        return 0
+    return len(planned)
+
+
+def _enqueue_planned(session) -> None:
+    enqueue_now(session.info.pop(_AFTER_COMMIT, None) or [])
+
+
+def _forget_planned(session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+
+
+def init_app(app: Flask) -> None:
+    """Enqueue planned jobs after each commit of the app's sessions (once per process)."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    if not event.contains(Session, "after_commit", _enqueue_planned):
+        event.listen(Session, "after_commit", _enqueue_planned)
+        event.listen(Session, "after_rollback", _forget_planned)

@@ -15,14 +15,12 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import event, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
-
-from workers import queues
 
 from ..extensions import db
 from ..models import Case, CaseEvent, CaseState, Upload, UploadState, User, utcnow
-from ..queue import get_queue
+from ..queue import enqueue_after_commit
 from ..scans.errors import EvidenceRefused
 from ..scans.extract import extract
 from ..scans.fingerprints import is_near_duplicate
@@ -34,7 +32,6 @@ from . import audit
 from .errors import ServiceError
 
 log = logging.getLogger(__name__)
-_PLANNED = "portal.evidence.planned"
 EXTRACT_JOB = "workers.scans.extract_upload"
 
 
@@ -144,28 +141,7 @@ def _plan(session: Session, upload: Upload) -> None:
     upload.attempts = upload.attempts or 0
     upload.job_id = f"extract-{upload.id}-{upload.attempts}"
     upload.enqueued_at = utcnow()
-    session.info.setdefault(_PLANNED, []).append(upload.job_id)
-
-
-@event.listens_for(Session, "after_commit")
-def _enqueue_after_commit(session: Session) -> None:
-    planned = session.info.pop(_PLANNED, None)
-    if not planned:
-        return
-    try:
-        queue = get_queue(queues.SCANS)
-        for job_id in planned:
-            upload_id = int(job_id.split("-")[1])
-            queue.enqueue(EXTRACT_JOB, upload_id, job_id=job_id, result_ttl=600, failure_ttl=86400)
-    except Exception:  # Redis away: the sweeper re-enqueues uploads left in "received"
-        log.warning(
-            "could not enqueue %d extraction jobs; the sweeper will", len(planned), exc_info=True
-        )
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
-    session.info.pop(_PLANNED, None)
+    enqueue_after_commit(session, EXTRACT_JOB, upload.id, job_id=upload.job_id)
 
 
 def process(upload_id: int) -> str:

@@ -15,10 +15,8 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import event, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
-
-from workers import queues
 
 from ..domain.backoff import BackoffPolicy, retry_delay, should_give_up
 from ..extensions import db
@@ -32,10 +30,9 @@ from ..mail import (
     new_nonce,
 )
 from ..models import Case, Notification, Role, User, utcnow
-from ..queue import get_queue
+from ..queue import enqueue_after_commit
 
 log = logging.getLogger(__name__)
-_PLANNED = "portal.notify.planned"
 SEND_JOB = "workers.notify.send"
 _POLICY = BackoffPolicy(base_seconds=60, cap_seconds=3600, max_attempts=8)
 _TIME_KEYS = {"first_response_due", "resolution_due", "due", "since", "rating_expires"}
@@ -105,27 +102,7 @@ def queue(
 def _plan(session: Session, row: Notification) -> None:
     row.job_id = f"notify-{row.id}-{row.attempts}"
     row.enqueued_at = utcnow()
-    session.info.setdefault(_PLANNED, []).append((row.job_id, row.id))
-
-
-@event.listens_for(Session, "after_commit")
-def _enqueue_after_commit(session: Session) -> None:
-    planned = session.info.pop(_PLANNED, None)
-    if not planned:
-        return
-    try:
-        q = get_queue(queues.NOTIFY)
-        for job_id, row_id in planned:
-            q.enqueue(SEND_JOB, row_id, job_id=job_id, result_ttl=600, failure_ttl=86400)
-    except Exception:  # Redis away: the sweeper sends what is still pending
-        log.warning(
-            "could not enqueue %d notification jobs; the sweeper will", len(planned), exc_info=True
-        )
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
-    session.info.pop(_PLANNED, None)
+    enqueue_after_commit(session, SEND_JOB, row.id, job_id=row.job_id)
 
 
 def deliver(notification_id: int) -> str:

@@ -20,18 +20,15 @@ from rq.job import Job
 from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
-from workers import queues
-
 from ..extensions import db
 from ..models import Invoice, RegistryState, Submission, SubmissionState, utcnow
-from ..queue import get_queue, redis_connection
+from ..queue import enqueue_after_commit, enqueue_now, get_queue, redis_connection
 from . import audit
 from .errors import ServiceError
 
 log = logging.getLogger(__name__)
 
 DUE_STATES = (SubmissionState.QUEUED, SubmissionState.RETRY_SCHEDULED)
-_PLANNED = "portal.outbox.planned_jobs"
 _NEW = "portal.outbox.new_submissions"
 DELIVER_JOB = "workers.registry.deliver"
 
@@ -89,7 +86,6 @@ def job_id_for(rows: list[tuple[int, int]]) -> str:
 def _plan_dispatch(session: Session, submissions: list[Submission]) -> None:
     """Give rows their job ids now (in the transaction); enqueue the jobs after commit."""
     size = current_app.config["REGISTRY_BATCH_SIZE"]
-    planned = session.info.setdefault(_PLANNED, [])
     now = utcnow()
     for start in range(0, len(submissions), size):
         chunk = submissions[start : start + size]
@@ -97,32 +93,13 @@ def _plan_dispatch(session: Session, submissions: list[Submission]) -> None:
         for s in chunk:
             s.job_id = job_id
             s.enqueued_at = now
-        planned.append((job_id, [s.id for s in chunk]))
+        enqueue_after_commit(session, DELIVER_JOB, [s.id for s in chunk], job_id=job_id)
 
 
 def enqueue_jobs(planned: list[tuple[str, list[int]]]) -> int:
-    """Hand planned deliveries to RQ; returns how many were enqueued (0 if Redis is down)."""
-    if not planned:
-        return 0
-    try:
-        queue = get_queue(queues.REGISTRY)
-        with redis_connection().pipeline() as pipe:
-            for job_id, ids in planned:
-                queue.enqueue(
-                    DELIVER_JOB,
-                    ids,
-                    job_id=job_id,
-                    pipeline=pipe,
-                    result_ttl=600,
-                    failure_ttl=86400,
-                )
-            pipe.execute()
-    except Exception:  # Redis down or flushed: the sweeper will find these rows due
-        log.warning(
-            "could not enqueue %d delivery jobs; the sweeper will", len(planned), exc_info=True
-        )
-        return 0
-    return len(planned)
+    """Hand (job id, submission ids) deliveries to RQ now; returns how many were enqueued (0
+    if Redis is down)."""
+    return enqueue_now([(DELIVER_JOB, (ids,), job_id) for job_id, ids in planned])
 
 
 @event.listens_for(Session, "before_commit")
@@ -132,16 +109,8 @@ def _plan_new_submissions(session: Session) -> None:
         _plan_dispatch(session, new)
 
 
-@event.listens_for(Session, "after_commit")
-def _enqueue_after_commit(session: Session) -> None:
-    planned = session.info.pop(_PLANNED, None)
-    if planned:
-        enqueue_jobs(planned)
-
-
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_PLANNED, None)
     session.info.pop(_NEW, None)
 
 
