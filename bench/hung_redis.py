@@ -135,7 +135,7 @@ def main() -> int:
             log=tmp / "gunicorn.log",
         )
         base = f"http://127.0.0.1:{web_port}"
-        wait_until(lambda: requests.get(f"{base}/healthz", timeout=2).ok, 60, what="gunicorn")
+        wait_until(lambda: requests.get(f"{base}/lookup", timeout=2).ok, 60, what="gunicorn")
         threads = [
             threading.Thread(target=client_loop, args=(base, phase, stop, seen, n), daemon=True)
             for n in range(args.clients)
