@@ -181,3 +181,11 @@ def test_an_unreachable_database_is_a_clear_503(app_factory):
     assert client.get("/healthz").status_code == 503
     with app.app_context():
         db.session.remove()
+
+
+def test_status_wants_the_metrics_token_when_one_is_set(app, client):
+    app.config["METRICS_TOKEN"] = "s3cret-token"
+    assert client.get("/status").status_code == 404
+    answer = client.get("/status", headers={"Authorization": "Bearer s3cret-token"})
+    assert answer.status_code in (200, 503) and "checks" in answer.get_json()
+    assert client.get("/healthz").status_code == 200  # load balancers need no token
