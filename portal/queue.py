@@ -152,6 +152,9 @@ def enqueue_now(planned: list[tuple[str, tuple, str]]) -> int:
     enqueued (0 when Redis is away: logged, the sweepers will)."""
     if not planned:
         return 0
+    if redis_recently_failed():  # a page never waits on a Redis that just failed
+        log.warning("Redis failed moments ago: %d jobs left to the sweepers", len(planned))
+        return 0
     try:
         connection = redis_connection()
         queues = {}
@@ -163,6 +166,7 @@ def enqueue_now(planned: list[tuple[str, tuple, str]]) -> int:
                 queues[name].enqueue(job, *args, job_id=job_id, pipeline=pipe, **_JOB_OPTIONS)
             pipe.execute()
     except Exception:  # Redis away or flushed: the rows are due, the sweepers dispatch them
+        note_redis_failure()
         log.warning("could not enqueue %d jobs; the sweepers will", len(planned), exc_info=True)
         return 0
     return len(planned)

@@ -63,3 +63,16 @@ def test_services_do_not_import_workers():
         text=True,
     )
     assert found.stdout == ""
+
+
+def test_after_a_redis_failure_jobs_are_left_to_the_sweepers_at_once(app_factory, caplog):
+    from portal.queue import enqueue_now, redis_recently_failed
+
+    app = app_factory(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    with app.app_context():
+        assert enqueue_now([("workers.notify.send", (1,), "notify-1-0")]) == 0
+        assert redis_recently_failed()
+        caplog.clear()
+        assert enqueue_now([("workers.notify.send", (2,), "notify-2-0")]) == 0
+    assert "Redis failed moments ago: 1 jobs left to the sweepers" in caplog.text
+    assert "could not enqueue" not in caplog.text  # no second try against the dead Redis

@@ -189,3 +189,27 @@ def test_status_wants_the_metrics_token_when_one_is_set(app, client):
     answer = client.get("/status", headers={"Authorization": "Bearer s3cret-token"})
     assert answer.status_code in (200, 503) and "checks" in answer.get_json()
     assert client.get("/healthz").status_code == 200  # load balancers need no token
+
+
+def test_a_customer_signs_in_and_reports_while_redis_hangs(hung_app, own_redis):
+    """Sign-in (its throttle skipped), a report whose mail job cannot be enqueued: answered,
+    committed, left to the sweepers; never a 500."""
+    from sqlalchemy import func, select
+
+    from portal.models import Case, Notification
+    from tests.conftest import AuthActions
+    from tests.test_cases import report
+
+    proc, _ = own_redis
+    client = hung_app.test_client()
+    auth = AuthActions(client)
+    auth.register(login=False)
+    with Paused(proc):
+        assert auth.login().status_code == 302
+        opened = report(client)
+        assert opened.status_code == 302
+        assert client.get(opened.headers["Location"]).status_code == 200
+    with hung_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Case)) == 1
+        pending = db.session.scalars(select(Notification.state)).all()
+        assert pending and set(pending) == {"pending"}  # the sweeper sends them
