@@ -80,12 +80,13 @@ def create_app(config: str | Mapping | None = None) -> Flask:
     register_blueprints(app)
     register_request_hooks(app)
     from .ops import metrics
-    from .web import errors, security, sharedpages
+    from .web import errors, security, sharedpages, uploads
 
     sharedpages.init_app(app)  # its middleware inside the metrics' clock
     metrics.init_app(app)
 
     errors.register(app)
+    uploads.register(app)
     security.register(app)
     from .cli import register as register_cli
 

@@ -185,11 +185,6 @@ class EvidenceForm(PortalForm):
         _l("Photo, scan, PDF, OFD or XML of the invoice"),
         validators=[DataRequired(_l("Choose at least one file."))],
         description=_l("JPEG, PNG, WebP, HEIC, PDF, OFD or XML; up to 20 MB each."),
-        render_kw={
-            "accept": "image/jpeg,image/png,image/webp,image/heic,.heic,.heif,application/pdf,"
-            ".ofd,.xml,application/xml,text/xml",
-            "capture": "environment",
-        },
     )
     submit = SubmitField(_l("Upload"))
 
@@ -235,8 +230,4 @@ class ScanForm(PortalForm):
         _l("Or read it from a photo, PDF, OFD or XML of the invoice"),
         validators=[DataRequired(_l("Choose a file."))],
         description=_l("The file is read to fill the form and then discarded."),
-        render_kw={
-            "accept": "image/*,.heic,.heif,application/pdf,.ofd,.xml",
-            "capture": "environment",
-        },
     )

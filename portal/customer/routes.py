@@ -41,7 +41,7 @@ from ..web import sharedpages
 from ..web.formerrors import attach_error
 from ..web.forms import PortalForm
 from ..web.i18n import LANG_COOKIE, current_language
-from ..web.uploads import add_evidence_file
+from ..web.uploads import add_evidence_file, finish
 from ..web.urls import is_local_path
 from . import bp
 from .forms import (
@@ -127,7 +127,7 @@ def lookup_scan():
     """Fill the lookup form from a photo, PDF, OFD or XML of the invoice (nothing is kept)."""
     form = ScanForm()
     values: dict[str, str] = {}
-    upload = request.files.get("file")
+    upload = form.file.data  # the first control with a file (camera or file chooser)
     if form.validate_on_submit() and upload is not None and upload.filename:
         try:
             values = evidence.read_for_lookup(upload.filename, upload.read())
@@ -257,7 +257,7 @@ def case_evidence(reference: str):
     else:
         for storage_file in files:
             add_evidence_file(case, storage_file)
-    return redirect(url_for("customer.case_detail", reference=reference) + "#evidence")
+    return finish(url_for("customer.case_detail", reference=reference) + "#evidence")
 
 
 @bp.route("/cases/<reference>/confirm", methods=["POST"])
