@@ -190,10 +190,12 @@ def register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
     from .auth import bp as auth_bp
     from .customer import bp as customer_bp
+    from .help import bp as help_bp
     from .ops import bp as ops_bp
     from .staff import bp as staff_bp
 
     app.register_blueprint(customer_bp)
+    app.register_blueprint(help_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(ops_bp)
     app.register_blueprint(staff_bp, url_prefix="/staff")

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import Upload, User
+from portal.models import Case, Upload, User
 from portal.services import cases
 from tests.conftest import AuthActions, csrf_token_from
 
@@ -130,3 +130,163 @@ def test_the_lookup_scan_takes_the_file_from_whichever_control_was_used(client, 
     )
     page = response.get_data(as_text=True)
     assert "不支持这种文件" in page  # the second control's file was read, and refused clearly
+
+
+REPORT = {
+    "code": "011001900111",
+    "number": "12345678",
+    "issue_date": "2026-05-01",
+    "amount": "100.00",
+    "check_code": "123456",
+    "contact_preference": "email",
+    "description": "开票方说已经开了，但查验不到。",
+}
+
+
+def _report(client, files=None, **fields):
+    token = csrf_token_from(client.get("/cases/new").get_data(as_text=True))
+    data = {"csrf_token": token, **REPORT, **fields}
+    if files:
+        data["files"] = files
+    return client.post("/cases/new", data=data, content_type="multipart/form-data")
+
+
+def _error_of(page: str, field: str) -> str:
+    marker = f'id="{field}-error"'
+    assert marker in page, f"no error shown under {field}"
+    return page.split(marker, 1)[1].split("</p>", 1)[0]
+
+
+def test_the_report_form_shows_every_error_at_once_beside_its_field_and_keeps_the_input(
+    auth, client
+):
+    auth.register()
+    response = _report(
+        client,
+        code="0110019",  # too short
+        issue_date="2027-01-01",  # after tomorrow
+        check_code="12345",  # five digits
+        buyer_tax_id="not-an-id",
+        amount="12,3x",
+    )
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    for field in ("code", "issue_date", "check_code", "buyer_tax_id", "amount"):
+        _error_of(page, field)
+    assert "校验码" in _error_of(page, "check_code")  # under 校验码, not under 发票号码
+    assert 'id="number-error"' not in page
+    assert "2000-01-01" in _error_of(page, "issue_date")
+    assert "请更正以下 5 项" in page
+    assert "开票方说已经开了，但查验不到。" in page and 'value="12345678"' in page
+
+
+def test_a_file_chosen_for_a_refused_report_must_be_chosen_again_and_the_page_says_so(auth, client):
+    auth.register()
+    response = _report(
+        client, files=[(io.BytesIO(b"%PDF-1.4 x"), "invoice.pdf")], issue_date="1999-12-31"
+    )
+    assert response.status_code == 422
+    assert "请重新选择照片或文件" in response.get_data(as_text=True)
+
+
+def test_the_report_takes_the_evidence_in_the_same_step(auth, client, app):
+    from tests.scans.corpus import BEIJING_E_ORDINARY, encode, invoice_page
+
+    auth.register()
+    png = encode(invoice_page(BEIJING_E_ORDINARY, width=600), "PNG")
+    response = _report(client, files=[(io.BytesIO(png), "发票.png")])
+    assert response.status_code == 302
+    with app.app_context():
+        upload = db.session.scalar(select(Upload))
+        assert upload is not None and upload.case.claimed_number == "12345678"
+
+
+def test_only_accepted_reports_count_and_failed_attempts_are_throttled_generously(app_factory, app):
+    limited = app_factory(RATELIMIT_CASE_CREATE="2 per hour", RATELIMIT_CASE_ATTEMPTS="7 per hour")
+    client = limited.test_client()
+    AuthActions(client).register()
+    for _ in range(4):  # corrections: refused by the rules, never counted as reports
+        assert _report(client, issue_date="2027-01-01").status_code == 422
+    assert _report(client).status_code == 302
+    assert _report(client, number="12345679").status_code == 302
+    limited = _report(client, number="12345670", description="第三张")
+    assert limited.status_code == 429  # two accepted an hour: the form is kept, with why
+    assert "第三张" in limited.get_data(as_text=True)
+    assert _report(client, number="").status_code == 429  # and all attempts are capped too
+
+
+def test_reporting_an_invoice_with_an_open_case_shows_that_case(auth, client, app):
+    auth.register()
+    first = _report(client).headers["Location"]
+    again = _report(client, description="第二次")
+    assert again.status_code == 303 and again.headers["Location"] == first
+    page = client.get(first).get_data(as_text=True)
+    assert "您已报告过这张发票" in page and first.rsplit("/", 1)[-1] in page
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Case)) == 1
+        case = db.session.scalar(select(Case))
+        case.state = "resolved"  # once closed, the same invoice can be reported again
+        db.session.commit()
+    assert _report(client).status_code == 302
+
+
+def test_the_report_asks_a_fully_digital_invoice_only_for_what_it_has(auth, client):
+    auth.register()
+    answer = client.get("/lookup/fields?code=&number=24112000000136634917").json
+    assert answer["needs_code"] is False and "check_code_last6" not in answer["fields"]
+    assert "amount" not in answer["fields"] and "total" in answer["fields"]
+    page = client.get("/cases/new").get_data(as_text=True)
+    for name in ("code", "amount", "total", "check_code_last6"):
+        assert f'data-lookup-field="{name}"' in page  # what lookup.js shows or hides
+
+
+LOOKUP_INVOICE_FIELDS = {"code", "number", "issue_date", "amount", "total", "check_code_last6"}
+REPORT_INVOICE_FIELDS = {"code", "number", "issue_date", "amount", "total", "check_code"}
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("/lookup", LOOKUP_INVOICE_FIELDS | {"qr_text"}),
+        ("/cases/new", REPORT_INVOICE_FIELDS | {"buyer_tax_id"}),
+    ],
+)
+def test_every_lookup_and_report_field_has_a_help_link_that_resolves(auth, client, url, expected):
+    import re
+
+    auth.register()
+    page = client.get(url).get_data(as_text=True)
+    links = dict(
+        (name, href)
+        for href, name in re.findall(
+            r'class="field-help-link" href="([^"]+)" data-help-for="(\w+)"', page
+        )
+    )
+    assert set(links) == expected
+    assert "在哪里找到？" in page
+    for name, href in links.items():
+        path, anchor = href.split("#")
+        help_page = client.get(path)
+        assert help_page.status_code == 200, href
+        assert f'id="{anchor}"' in help_page.get_data(as_text=True), f"{name}: {href}"
+
+
+def test_the_help_centre_has_its_pages_in_both_languages_with_pictures(client):
+    from portal.services import helpcentre
+
+    for slug in helpcentre.TOPICS:
+        zh = client.get(f"/help/{slug}")
+        assert zh.status_code == 200
+    fields = client.get("/help/fields").get_data(as_text=True)
+    assert "校验码" in fields and "/static/img/help/ordinary.png" in fields
+    assert client.get("/static/img/help/ordinary.png").status_code == 200
+    client.set_cookie("lang", "en")
+    assert "Where each field is printed" in client.get("/help/fields").get_data(as_text=True)
+    assert client.get("/help/nothing-here").status_code == 404
+
+
+def test_the_help_search_finds_the_section_and_says_when_nothing_matches(client):
+    page = client.get("/help/search?q=校验码").get_data(as_text=True)
+    assert "/help/fields#check-code" in page
+    none = client.get("/help/search?q=zzzyyyxxx").get_data(as_text=True)
+    assert "帮助中没有" in none and "/help/contact" in none

@@ -42,7 +42,7 @@ class LookupForm(PortalForm):
     issue_date = StringField(
         _l("Issue date"),
         validators=[Optional(), Length(max=20)],
-        description=_l("For example 2026-05-14."),
+        description=_l("Pick the date printed on the invoice (开票日期)."),
         render_kw={"type": "date"},
     )
     amount = StringField(
@@ -82,6 +82,7 @@ class ReportForm(PortalForm):
     issue_date = DateField(
         _l("Issue date"),
         validators=[DataRequired(_l("Enter the issue date."))],
+        description=_l("Pick the date printed on the invoice (开票日期)."),
         render_kw={"type": "date"},
     )
     amount = StringField(
@@ -115,6 +116,10 @@ class ReportForm(PortalForm):
         _l("Anything else we should know?"),
         validators=[Optional(), Length(max=4000)],
         render_kw={"rows": 4},
+    )
+    files = MultipleFileField(
+        _l("Photo, scan, PDF, OFD or XML of the invoice (optional, helps us most)"),
+        description=_l("JPEG, PNG, WebP, HEIC, PDF, OFD or XML; up to 20 MB each."),
     )
     submit = SubmitField(_l("Send report"))
 

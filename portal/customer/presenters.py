@@ -142,6 +142,23 @@ def report_link_fields(result) -> dict[str, str]:
     return {k: v for k, v in query_fields(result.query).items() if v}
 
 
+def report_prefill(args) -> dict[str, object]:
+    """The report form's values from the lookup's fields (the "report this invoice" link):
+    the lookup's last six check-code digits go in the check-code field, a date that does not
+    parse is left for the customer to pick."""
+    from ..domain import InvoiceRuleError, parse_issue_date
+
+    prefill: dict[str, object] = {
+        name: args.get(name, "") for name in ("code", "number", "amount", "total")
+    }
+    prefill["check_code"] = args.get("check_code_last6", "")
+    try:
+        prefill["issue_date"] = parse_issue_date(args.get("issue_date", ""))
+    except InvoiceRuleError:
+        prefill["issue_date"] = None
+    return prefill
+
+
 def refusal_message(upload) -> str:
     """Why a file could not be used, in the page's language."""
     from ..scans.errors import REFUSAL_MESSAGES, EvidenceRefused
