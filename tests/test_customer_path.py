@@ -290,3 +290,73 @@ def test_the_help_search_finds_the_section_and_says_when_nothing_matches(client)
     assert "/help/fields#check-code" in page
     none = client.get("/help/search?q=zzzyyyxxx").get_data(as_text=True)
     assert "帮助中没有" in none and "/help/contact" in none
+
+
+def _dead_invoice(app):
+    from portal.models import Submission
+    from tests import factories
+
+    with app.app_context():
+        (invoice,) = factories.issued()
+        submission = db.session.scalar(
+            select(Submission).where(Submission.invoice_id == invoice.id)
+        )
+        submission.state, submission.attempts = "dead", 12
+        submission.next_attempt_at, submission.last_error_kind = None, "unavailable"
+        db.session.commit()
+        return {
+            "code": invoice.code,
+            "number": invoice.number,
+            "issue_date": invoice.issue_date.isoformat(),
+            "check_code_last6": "65431824771847114698"[-6:],
+        }
+
+
+def _look_up(client, **fields):
+    token = csrf_token_from(client.get("/lookup").get_data(as_text=True))
+    return client.post("/lookup", data={"csrf_token": token, **fields})
+
+
+def test_a_dead_invoice_is_explained_honestly_and_opens_one_staff_task(app, client):
+    from portal.models import AuditEvent
+
+    fields = _dead_invoice(app)
+    page = _look_up(client, **fields).get_data(as_text=True)
+    assert "finding-registration_failed" in page and "正在排队" not in page
+    assert "12 次" in page and "均未成功" in page and "工作人员已收到处理任务" in page
+    assert "登记系统运行正常" not in page and "无需提交报告" not in page
+    with app.app_context():
+        task = db.session.scalar(select(Case))
+        assert task.channel == "system" and task.claimed_key.endswith(fields["number"])
+        assert task.reference in page and "前答复您" in page
+        opened = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "case.opened")
+        ).all()
+        assert len(opened) == 1
+    _look_up(client, **fields)  # looked up again: the same task, not a second one
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Case)) == 1
+
+
+def test_switching_language_on_a_lookup_result_looks_it_up_again_in_that_language(app, client):
+    fields = _dead_invoice(app)
+    page = _look_up(client, **fields).get_data(as_text=True)
+    token = csrf_token_from(page)
+    switched = client.post(
+        "/language",
+        data={"csrf_token": token, "language": "en", "next": "/lookup", "replay": "1", **fields},
+    )
+    assert switched.status_code == 307 and switched.headers["Location"] == "/lookup"
+    again = client.post(
+        "/lookup",
+        data={"csrf_token": token, "language": "en", "next": "/lookup", "replay": "1", **fields},
+    ).get_data(as_text=True)
+    assert "every attempt failed" in again and 'lang="en"' in again
+
+
+def test_switching_language_elsewhere_returns_to_the_same_page(client):
+    token = csrf_token_from(client.get("/help/fields").get_data(as_text=True))
+    switched = client.post(
+        "/language", data={"csrf_token": token, "language": "en", "next": "/help/fields?x=1"}
+    )
+    assert switched.status_code == 302 and switched.headers["Location"] == "/help/fields?x=1"

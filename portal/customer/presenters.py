@@ -65,6 +65,7 @@ CHANNELS = {
     "counter": _l("Counter"),
     "phone": _l("Phone"),
     "email": _l("E-mail"),
+    "system": _l("Automatic (registration failed)"),
 }
 
 CAUSES = {

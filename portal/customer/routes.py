@@ -494,7 +494,11 @@ def set_language():
         accounts.set_locale(current_user, language)
     with force_locale(language):
         flash(_("Language changed."), "success")
-    response = redirect(_back())
+    back = _back()
+    # A lookup result is looked up again in the new language: 307 keeps the POST and its
+    # fields (language.js puts the result's fields in the switch's form).
+    replay = request.form.get("replay") == "1" and back == url_for("customer.lookup_submit")
+    response = redirect(back, 307 if replay else 302)
     response.set_cookie(
         LANG_COOKIE,
         language,

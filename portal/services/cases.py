@@ -278,6 +278,36 @@ def report_case(claimed: ClaimedInvoice, customer: User, **details) -> Case:
     return open_case(claimed, customer=customer, actor=customer, **details)
 
 
+def ensure_registry_task(invoice) -> Case:
+    """The open case that holds ``invoice`` for staff (anyone's), or a new one the portal opens
+    itself when every registry attempt failed and nobody has reported it; commits (with the
+    ``case.opened`` audit row)."""
+    existing = db.session.scalar(
+        select(Case)
+        .where(Case.claimed_key == invoice.key, Case.state.in_(list(OPEN_CASE_STATES)))
+        .order_by(Case.id)
+        .limit(1)
+    )
+    if existing is not None:
+        return existing
+    claimed = ClaimedInvoice(
+        code=invoice.code or "",
+        number=invoice.number,
+        issue_date=invoice.issue_date,
+        amount=invoice.amount,
+        total=invoice.total,
+        check_code=invoice.check_code or "",
+        buyer_tax_id=invoice.buyer_tax_id or "",
+    )
+    return open_case(
+        claimed,
+        customer=None,
+        channel=Channel.SYSTEM,
+        description="登记系统多次提交均未成功，由系统自动创建的处理任务。",
+        priority="urgent",
+    )
+
+
 def customer_for_contact(email: str | None) -> User | None:
     """The customer account a case taken by staff for ``email`` belongs to: only one whose
     holder confirmed that address. Anyone can register any address; until its holder opens the
