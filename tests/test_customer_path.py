@@ -360,3 +360,19 @@ def test_switching_language_elsewhere_returns_to_the_same_page(client):
         "/language", data={"csrf_token": token, "language": "en", "next": "/help/fields?x=1"}
     )
     assert switched.status_code == 302 and switched.headers["Location"] == "/help/fields?x=1"
+
+
+def test_the_rating_scale_is_labelled_as_in_the_mail(client):
+    page = client.get("/rate/some-token?score=4").get_data(as_text=True)
+    for label in ("很不满意", "不满意", "一般", "满意", "非常满意"):
+        assert f'<span class="star-label">{label}</span>' in page
+
+
+def test_error_pages_speak_plainly_and_lead_back(client):
+    response = client.get("/cases/nothing/here", headers={"Referer": "http://localhost/help/"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 404
+    assert 'class="error-code"' not in page and ">404<" not in page
+    assert "返回刚才的页面" in page and 'href="http://localhost/help/"' in page
+    elsewhere = client.get("/nothing", headers={"Referer": "https://evil.example/"})
+    assert "返回刚才的页面" not in elsewhere.get_data(as_text=True)

@@ -78,7 +78,13 @@
     request.addEventListener("load", () => {
       let target = null;
       try { target = JSON.parse(request.responseText).redirect; } catch (error) { target = null; }
-      window.location.assign(target || window.location.href);
+      const url = new URL(target || window.location.href, window.location.href);
+      if (url.pathname + url.search === window.location.pathname + window.location.search) {
+        window.location.hash = url.hash;  // the same page: load it again to show its messages
+        window.location.reload();
+      } else {
+        window.location.assign(url);
+      }
     });
     request.addEventListener("error", () => { if (button) button.disabled = false; form.submit(); });
     request.send(new FormData(form));
@@ -93,18 +99,18 @@
     for (const form of document.querySelectorAll("form")) {
       const boxes = [...form.querySelectorAll("[data-upload]")];
       if (!boxes.length) continue;
-      form.addEventListener("submit", async (event) => {
-        if (form.dataset.checked === "yes") { delete form.dataset.checked; return; }
+      const chosen = () => boxes.some((b) => [...b.querySelectorAll("input[type=file]")].some((i) => i.files.length));
+      form.addEventListener("submit", (event) => {
+        if (!chosen()) return;  // nothing to check or to show progress for: a plain post
         event.preventDefault();
-        const results = await Promise.all(boxes.map(check));
-        if (!results.every(Boolean)) { boxes[0].querySelector("input[type=file]").focus(); return; }
-        const chosen = boxes.some((b) => [...b.querySelectorAll("input[type=file]")].some((i) => i.files.length));
-        if (form.hasAttribute("data-progress") && chosen && window.XMLHttpRequest && window.FormData) {
-          sendWithProgress(form);
-        } else {
-          form.dataset.checked = "yes";
-          form.requestSubmit ? form.requestSubmit(event.submitter || undefined) : form.submit();
-        }
+        Promise.all(boxes.map(check)).then((results) => {
+          if (!results.every(Boolean)) { boxes[0].querySelector("input[type=file]").focus(); return; }
+          if (form.hasAttribute("data-progress") && window.XMLHttpRequest && window.FormData) {
+            sendWithProgress(form);
+          } else {
+            HTMLFormElement.prototype.submit.call(form);  // no second submit event
+          }
+        });
       });
     }
     const waiting = document.querySelector("[data-refresh]");
