@@ -64,7 +64,8 @@ def test_refused_uploads_are_explained_on_the_page(signed_in, live_server):
     case_url = page.url
 
     # Two controls: the camera, and a chooser that takes PDF/OFD/XML too.
-    camera = page.locator("#files-camera")
+    camera = page.get_by_label("拍照")
+    expect(camera).to_be_visible()
     assert camera.get_attribute("capture") == "environment"
     chooser = page.get_by_label("选择文件")
     assert chooser.get_attribute("capture") is None and ".ofd" in chooser.get_attribute("accept")
