@@ -19,27 +19,29 @@ OUT = ROOT / "static" / "img" / "help"
 INK, FRAME, MARK, PAPER = (35, 35, 45), (150, 90, 60), (201, 42, 42), (253, 252, 248)
 
 
-def _font_path() -> str:
+def _font_path() -> tuple[str, int]:
+    """The font file and, in a collection (.ttc), the index of its Simplified Chinese face."""
     try:
         found = subprocess.run(
-            ["fc-match", "-f", "%{file}", "Noto Sans CJK SC:style=Regular"],  # noqa: S607
+            ["fc-match", "-f", "%{file}|%{index}", "Noto Sans CJK SC:style=Regular"],  # noqa: S607
             capture_output=True,
             text=True,
             timeout=10,
             check=True,
         ).stdout.strip()
-        if found:
-            return found
-    except (OSError, subprocess.SubprocessError):
+        path, _, index = found.partition("|")
+        if path:
+            return path, int(index or 0)
+    except (OSError, subprocess.SubprocessError, ValueError):
         pass
-    return str(ROOT / "tests" / "fonts" / "NotoSansCJKsc-PortalTestSubset.otf")
+    return str(ROOT / "tests" / "fonts" / "NotoSansCJKsc-PortalTestSubset.otf"), 0
 
 
-FONT = _font_path()
+FONT, FONT_INDEX = _font_path()
 
 
 def font(size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(FONT, size)
+    return ImageFont.truetype(FONT, size, index=FONT_INDEX)
 
 
 # (title, header lines, body lines, marked: {text fragment: number})
@@ -116,8 +118,13 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     for kind in KINDS:
         path = OUT / f"{kind}.png"
-        draw(kind).save(path, optimize=True)
+        page = draw(kind)
+        page.save(path, optimize=True)
         print(path.relative_to(ROOT))
+        if kind == "ordinary":  # a close-up of the header, readable on a phone as it is
+            close_up = OUT / "ordinary-header.png"
+            page.crop((570, 98, 1000, 262)).save(close_up, optimize=True)
+            print(close_up.relative_to(ROOT))
     return 0
 
 

@@ -279,7 +279,12 @@ def test_the_help_centre_has_its_pages_in_both_languages_with_pictures(client):
         assert zh.status_code == 200
     fields = client.get("/help/fields").get_data(as_text=True)
     assert "校验码" in fields and "/static/img/help/ordinary.png" in fields
-    assert client.get("/static/img/help/ordinary.png").status_code == 200
+    import re
+
+    pictures = set(re.findall(r'src="(/static/img/help/[\w-]+\.png)"', fields))
+    assert len(pictures) == 4  # three kinds of invoice and a close-up of the check code
+    for picture in pictures:
+        assert client.get(picture).status_code == 200, picture
     client.set_cookie("lang", "en")
     assert "Where each field is printed" in client.get("/help/fields").get_data(as_text=True)
     assert client.get("/help/nothing-here").status_code == 404

@@ -169,6 +169,18 @@ def lookup_fields():
     )
 
 
+def _judge_report(form: ReportForm):
+    """Every problem of the report at once, each beside its field; the claim if there is none."""
+    form.validate_on_submit()
+    claimed, problems = cases.parse_claim_all(
+        {name: form[name].data for name in cases.CLAIM_FIELDS}
+    )
+    attach_errors(form, problems, "number")
+    if form.contact_preference.data == "phone" and not form.contact_phone.data:
+        form.contact_phone.errors = [_("Enter a phone number, or choose e-mail.")]
+    return None if any(f.errors for f in form) else claimed
+
+
 @bp.route("/cases/new", methods=["GET", "POST"])
 @login_required
 # Every attempt, corrections included, is throttled generously here; only accepted reports
@@ -183,15 +195,9 @@ def new_case():
         form = ReportForm(formdata=None, data=report_prefill(request.args))
         return render_template("customer/case_new.html", form=form)
     form = ReportForm()
-    form.validate_on_submit()
-    claimed, problems = cases.parse_claim_all(
-        {name: form[name].data for name in cases.CLAIM_FIELDS}
-    )
-    attach_errors(form, problems, "number")
-    if form.contact_preference.data == "phone" and not form.contact_phone.data:
-        form.contact_phone.errors = [_("Enter a phone number, or choose e-mail.")]
+    claimed = _judge_report(form)
     files = [f for f in form.files.data or [] if f.filename]
-    if not any(f.errors for f in form):
+    if claimed is not None:
         try:
             case = cases.report_case(
                 claimed,

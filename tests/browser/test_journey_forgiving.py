@@ -3,7 +3,8 @@ the page, a report with every error at once and the input kept, the duplicate re
 language switch keeping work, the help centre and its search.
 
 Screenshots (tests/screenshots/): forgiving-uploads-refused, forgiving-scan-too-large,
-forgiving-report-all-errors, forgiving-duplicate-warning, forgiving-help-check-code,
+forgiving-report-all-errors, forgiving-duplicate-warning, forgiving-help-check-code (the screen on
+arrival at 校验码), forgiving-help-fields-whole-page,
 forgiving-header-signed-in, forgiving-language-kept.
 """
 
@@ -14,7 +15,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PHONE, assert_fits, screenshot
+from tests.browser.conftest import ARTIFACTS, PHONE, assert_fits, screenshot
 from tests.conftest import AuthActions
 
 PASSWORD = "Qing-Shan-Lv-Shui-2026"
@@ -190,8 +191,10 @@ def test_help_links_and_search_lead_to_the_check_code(page_factory, live_server)
     page.get_by_role("link", name="⑥ 校验码").click()
     expect(page.locator("#check-code")).to_be_in_viewport()
     assert_fits(page, PHONE["width"])
-    page.locator("#check-code").scroll_into_view_if_needed()
-    screenshot(page, "forgiving-help-check-code")
+    # What the customer sees on arrival (the screen, not the whole page).
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "forgiving-help-check-code.png"))
+    screenshot(page, "forgiving-help-fields-whole-page")
     assert _script_errors(page) == []
 
 
