@@ -14,7 +14,7 @@ DEV_LOCK := requirements-dev.lock
 INSTALL_LOCKED = $(BIN)/pip install -q --require-hashes -r $(1) && \
 	PYTHONWARNINGS=ignore $(BIN)/pip install -q --no-deps --no-build-isolation -e .
 
-.PHONY: run test lint translations translations-update lock lock-upgrade lock-check \
+.PHONY: run test lint help-pictures translations translations-update lock lock-upgrade lock-check \
 	test-lowest test-font setup clean
 
 run: $(VENV)/.installed $(MO)
@@ -99,6 +99,10 @@ test-font: $(VENV)/.installed-dev
 	$(BIN)/pybabel compile -i $< -o $@ -d portal/translations
 
 # After changing translatable text: extract, merge into the catalogs, then translate the blanks.
+# The help centre's annotated sample invoices (static/img/help/*.png, committed).
+help-pictures: $(VENV)/.installed
+	$(BIN)/python scripts/help_pictures.py
+
 translations-update: $(VENV)/.installed
 	$(BIN)/pybabel extract -F babel.cfg -k _l -o portal/translations/messages.pot portal
 	$(BIN)/pybabel update -i portal/translations/messages.pot -d portal/translations --no-fuzzy-matching

@@ -83,12 +83,13 @@ def create_app(config: str | Mapping | None = None) -> Flask:
     register_blueprints(app)
     register_request_hooks(app)
     from .ops import metrics
-    from .web import errors, security, sharedpages
+    from .web import errors, security, sharedpages, uploads
 
     sharedpages.init_app(app)  # its middleware inside the metrics' clock
     metrics.init_app(app)
 
     errors.register(app)
+    uploads.register(app)
     security.register(app)
     from .cli import register as register_cli
 
@@ -207,10 +208,12 @@ def register_blueprints(app: Flask) -> None:
     from .api import bp as api_bp
     from .auth import bp as auth_bp
     from .customer import bp as customer_bp
+    from .help import bp as help_bp
     from .ops import bp as ops_bp
     from .staff import bp as staff_bp
 
     app.register_blueprint(customer_bp)
+    app.register_blueprint(help_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(ops_bp)
     app.register_blueprint(staff_bp, url_prefix="/staff")

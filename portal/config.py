@@ -205,7 +205,10 @@ SETTINGS: tuple[Setting, ...] = (
     S("RATELIMIT_REGISTER", str, "5 per minute;30 per hour", check=_rate_limits),
     S("RATELIMIT_LOOKUP_IP", str, "30 per minute;300 per hour", check=_rate_limits),
     S("RATELIMIT_LOOKUP_USER", str, "60 per hour", check=_rate_limits),
+    # Reports accepted from one customer (counted in the database: corrections cost nothing),
+    # and every report attempt, corrections included (generous: against scripts only).
     S("RATELIMIT_CASE_CREATE", str, "10 per hour", check=_rate_limits),
+    S("RATELIMIT_CASE_ATTEMPTS", str, "60 per hour", check=_rate_limits),
     S("RATELIMIT_UPLOAD", str, "30 per hour", check=_rate_limits),
     S("RATELIMIT_DATA_EXPORT", str, "5 per hour", check=_rate_limits),
     S("RATELIMIT_PASSWORD_RESET", str, "5 per hour", check=_rate_limits),

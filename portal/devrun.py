@@ -163,6 +163,8 @@ def main() -> None:
         port = load_config(env["PORTAL_ENV"])["PORT"]
     except ConfigError as error:
         sys.exit(f"make run: {error}")
+    # Links in mail must reach the server this command starts, on whatever port it serves.
+    env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{port}")
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
 
     sup = Supervisor()

@@ -86,6 +86,7 @@ FUZZ_SETTINGS = {
     "RATELIMIT_LOOKUP_IP": UNLIMITED,
     "RATELIMIT_LOOKUP_USER": UNLIMITED,
     "RATELIMIT_CASE_CREATE": UNLIMITED,
+    "RATELIMIT_CASE_ATTEMPTS": UNLIMITED,
     "RATELIMIT_UPLOAD": UNLIMITED,
     "RATELIMIT_DATA_EXPORT": UNLIMITED,
     "LOOKUPS_PER_INVOICE_PER_DAY": 1_000_000,
@@ -1386,6 +1387,8 @@ GET_PAGES = [
     ("/", None),
     ("/lookup", None),
     ("/lookup/fields", None),
+    ("/help/", None),
+    ("/help/search", None),
     ("/auth/login", "customer"),  # signed in: redirects to ?next=
     ("/auth/register", None),
     ("/auth/2fa", "pending-admin"),
@@ -1456,6 +1459,7 @@ def test_fuzz_get_query_strings(app, world):
 
 
 PATH_PAGES = [
+    ("/help/{}", None),
     ("/cases/{}", "customer"),
     ("/invoices/{}", "customer"),
     ("/evidence/{}/original", "customer"),

@@ -313,7 +313,9 @@ def openapi_document() -> dict:
                     "kind (专票: issue_date + amount; 数电票: issue_date + total; 普票: issue_date "
                     "+ check_code_last6). Finding codes: not_beijing, unknown, issued_today, "
                     "amount_is_total, date_mismatch, check_code_mismatch, amount_mismatch, "
-                    "registered, pending_registry. Each caller (token) may make 5 checks of one "
+                    "registered, pending_registry, registration_failed (every retry failed; "
+                    "params name the staff task and reply_by). Each caller (token) may make 5 "
+                    "checks of one "
                     "invoice a day that do not match; then it gets only 429 for that invoice "
                     "until tomorrow. A full match is never refused for others' failures.",
                     "requestBody": {

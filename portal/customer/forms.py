@@ -42,7 +42,7 @@ class LookupForm(PortalForm):
     issue_date = StringField(
         _l("Issue date"),
         validators=[Optional(), Length(max=20)],
-        description=_l("For example 2026-05-14."),
+        description=_l("Pick the date printed on the invoice (开票日期)."),
         render_kw={"type": "date"},
     )
     amount = StringField(
@@ -82,6 +82,7 @@ class ReportForm(PortalForm):
     issue_date = DateField(
         _l("Issue date"),
         validators=[DataRequired(_l("Enter the issue date."))],
+        description=_l("Pick the date printed on the invoice (开票日期)."),
         render_kw={"type": "date"},
     )
     amount = StringField(
@@ -115,6 +116,10 @@ class ReportForm(PortalForm):
         _l("Anything else we should know?"),
         validators=[Optional(), Length(max=4000)],
         render_kw={"rows": 4},
+    )
+    files = MultipleFileField(
+        _l("Photo, scan, PDF, OFD or XML of the invoice (optional, helps us most)"),
+        description=_l("JPEG, PNG, WebP, HEIC, PDF, OFD or XML; up to 20 MB each."),
     )
     submit = SubmitField(_l("Send report"))
 
@@ -185,11 +190,6 @@ class EvidenceForm(PortalForm):
         _l("Photo, scan, PDF, OFD or XML of the invoice"),
         validators=[DataRequired(_l("Choose at least one file."))],
         description=_l("JPEG, PNG, WebP, HEIC, PDF, OFD or XML; up to 20 MB each."),
-        render_kw={
-            "accept": "image/jpeg,image/png,image/webp,image/heic,.heic,.heif,application/pdf,"
-            ".ofd,.xml,application/xml,text/xml",
-            "capture": "environment",
-        },
     )
     submit = SubmitField(_l("Upload"))
 
@@ -235,8 +235,4 @@ class ScanForm(PortalForm):
         _l("Or read it from a photo, PDF, OFD or XML of the invoice"),
         validators=[DataRequired(_l("Choose a file."))],
         description=_l("The file is read to fill the form and then discarded."),
-        render_kw={
-            "accept": "image/*,.heic,.heif,application/pdf,.ofd,.xml",
-            "capture": "environment",
-        },
     )

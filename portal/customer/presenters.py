@@ -65,6 +65,7 @@ CHANNELS = {
     "counter": _l("Counter"),
     "phone": _l("Phone"),
     "email": _l("E-mail"),
+    "system": _l("Automatic (registration failed)"),
 }
 
 CAUSES = {
@@ -140,6 +141,23 @@ def corrected_lookup(result, finding) -> dict[str, str]:
 def report_link_fields(result) -> dict[str, str]:
     """What the "report this invoice" button carries into the report form."""
     return {k: v for k, v in query_fields(result.query).items() if v}
+
+
+def report_prefill(args) -> dict[str, object]:
+    """The report form's values from the lookup's fields (the "report this invoice" link):
+    the lookup's last six check-code digits go in the check-code field, a date that does not
+    parse is left for the customer to pick."""
+    from ..domain import InvoiceRuleError, parse_issue_date
+
+    prefill: dict[str, object] = {
+        name: args.get(name, "") for name in ("code", "number", "amount", "total")
+    }
+    prefill["check_code"] = args.get("check_code_last6", "")
+    try:
+        prefill["issue_date"] = parse_issue_date(args.get("issue_date", ""))
+    except InvoiceRuleError:
+        prefill["issue_date"] = None
+    return prefill
 
 
 def refusal_message(upload) -> str:

@@ -26,7 +26,6 @@ from flask_login import current_user, login_required
 from ..domain import (
     InvoiceRuleError,
     parse_identity,
-    parse_issue_date,
     parse_money,
     parse_qr,
     required_fields,
@@ -38,10 +37,10 @@ from ..services import accounts, buyers, cases, evidence, privacy, review
 from ..services import lookup as lookup_service
 from ..services.errors import ServiceError
 from ..web import sharedpages
-from ..web.formerrors import attach_error
+from ..web.formerrors import attach_error, attach_errors
 from ..web.forms import PortalForm
 from ..web.i18n import LANG_COOKIE, current_language
-from ..web.uploads import add_evidence_file
+from ..web.uploads import add_evidence_file, finish
 from ..web.urls import is_local_path
 from . import bp
 from .forms import (
@@ -56,7 +55,7 @@ from .forms import (
     ScanForm,
     WithdrawForm,
 )
-from .presenters import query_fields
+from .presenters import query_fields, report_prefill
 
 LOOKUP_FIELDS = ("code", "number", "issue_date", "amount", "total", "check_code_last6")
 
@@ -127,7 +126,7 @@ def lookup_scan():
     """Fill the lookup form from a photo, PDF, OFD or XML of the invoice (nothing is kept)."""
     form = ScanForm()
     values: dict[str, str] = {}
-    upload = request.files.get("file")
+    upload = form.file.data  # the first control with a file (camera or file chooser)
     if form.validate_on_submit() and upload is not None and upload.filename:
         try:
             values = evidence.read_for_lookup(upload.filename, upload.read())
@@ -163,52 +162,69 @@ def lookup_fields():
     return jsonify(
         ok=True,
         fields=[f.value for f in required_fields(identity)],
+        needs_code=bool(identity.code),
         kind=identity.kind.label(language),
         region=identity.region.name(language),
         beijing=identity.is_beijing,
     )
 
 
+def _judge_report(form: ReportForm):
+    """Every problem of the report at once, each beside its field; the claim if there is none."""
+    form.validate_on_submit()
+    claimed, problems = cases.parse_claim_all(
+        {name: form[name].data for name in cases.CLAIM_FIELDS}
+    )
+    attach_errors(form, problems, "number")
+    if form.contact_preference.data == "phone" and not form.contact_phone.data:
+        form.contact_phone.errors = [_("Enter a phone number, or choose e-mail.")]
+    return None if any(f.errors for f in form) else claimed
+
+
 @bp.route("/cases/new", methods=["GET", "POST"])
 @login_required
+# Every attempt, corrections included, is throttled generously here; only accepted reports
+# count against RATELIMIT_CASE_CREATE (cases.report_case counts the customer's reports).
 @limiter.limit(
-    lambda: current_app.config["RATELIMIT_CASE_CREATE"], methods=["POST"], key_func=_user_key
+    lambda: current_app.config["RATELIMIT_CASE_ATTEMPTS"],
+    methods=["POST"],
+    key_func=_user_key,
 )
 def new_case():
     if request.method == "GET":
-        prefill = {k: request.args.get(k, "") for k in LOOKUP_FIELDS}
-        prefill["check_code"] = prefill.pop("check_code_last6")
-        try:
-            prefill["issue_date"] = parse_issue_date(prefill["issue_date"])
-        except InvoiceRuleError:
-            prefill["issue_date"] = None
-        form = ReportForm(formdata=None, data=prefill)
+        form = ReportForm(formdata=None, data=report_prefill(request.args))
         return render_template("customer/case_new.html", form=form)
     form = ReportForm()
-    if form.validate_on_submit():
+    claimed = _judge_report(form)
+    files = [f for f in form.files.data or [] if f.filename]
+    if claimed is not None:
         try:
-            claimed = cases.parse_claim({name: form[name].data for name in cases.CLAIM_FIELDS})
-            if form.contact_preference.data == "phone" and not form.contact_phone.data:
-                raise ServiceError(
-                    _("Enter a phone number, or choose e-mail."), field="contact_phone"
-                )
-            case = cases.open_case(
+            case = cases.report_case(
                 claimed,
-                customer=current_user,
+                current_user._get_current_object(),
                 contact_phone=form.contact_phone.data,
                 contact_preference=form.contact_preference.data,
                 description=form.description.data or "",
-                actor=current_user,
             )
-        except (InvoiceRuleError, ServiceError) as error:
+        except cases.DuplicateCase as duplicate:
+            flash(duplicate.message, "warning")
+            return redirect(
+                url_for("customer.case_detail", reference=duplicate.case.reference), 303
+            )
+        except cases.ReportsLimited as limited:
+            flash(limited.message, "error")  # what was typed stays in the form
+            return render_template("customer/case_new.html", form=form), 429
+        except ServiceError as error:
             attach_error(form, error, "number")
         else:
             flash(
                 _("Thank you. Your report %(ref)s has been received.", ref=case.reference),
                 "success",
             )
+            for storage_file in files:
+                add_evidence_file(case, storage_file)
             return redirect(url_for("customer.case_detail", reference=case.reference))
-    return render_template("customer/case_new.html", form=form), 422
+    return render_template("customer/case_new.html", form=form, files_dropped=bool(files)), 422
 
 
 @bp.route("/cases")
@@ -257,7 +273,7 @@ def case_evidence(reference: str):
     else:
         for storage_file in files:
             add_evidence_file(case, storage_file)
-    return redirect(url_for("customer.case_detail", reference=reference) + "#evidence")
+    return finish(url_for("customer.case_detail", reference=reference) + "#evidence")
 
 
 @bp.route("/cases/<reference>/confirm", methods=["POST"])
@@ -484,7 +500,11 @@ def set_language():
         accounts.set_locale(current_user, language)
     with force_locale(language):
         flash(_("Language changed."), "success")
-    response = redirect(_back())
+    back = _back()
+    # A lookup result is looked up again in the new language: 307 keeps the POST and its
+    # fields (language.js puts the result's fields in the switch's form).
+    replay = request.form.get("replay") == "1" and back == url_for("customer.lookup_submit")
+    response = redirect(back, 307 if replay else 302)
     response.set_cookie(
         LANG_COOKIE,
         language,

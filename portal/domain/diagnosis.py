@@ -60,6 +60,7 @@ class FindingCode(StrEnum):
     AMOUNT_MISMATCH = "amount_mismatch"
     REGISTERED = "registered"
     PENDING_REGISTRY = "pending_registry"
+    REGISTRATION_FAILED = "registration_failed"  # every retry failed: staff hold it
 
 
 _MESSAGES: Mapping[FindingCode, tuple[str, str]] = {
@@ -113,6 +114,14 @@ _MESSAGES: Mapping[FindingCode, tuple[str, str]] = {
         "This invoice is in our ledger and queued for the Beijing invoice registry. "
         "{progress}{registry_note}There is no need to report it; it can be found once "
         "registered.",
+    ),
+    FindingCode.REGISTRATION_FAILED: (
+        "我们已 {attempts} 次把这张发票提交给北京市发票登记系统，均未成功（{reason}），"
+        "因此目前还查不到。您无需再做什么：工作人员已收到处理任务{task_note}，"
+        "将在 {reply_by_display} 前答复您。",
+        "We sent this invoice to the Beijing invoice registry {attempts} times and every "
+        "attempt failed ({reason}), so it cannot be found yet. There is nothing you need to "
+        "do: our staff have a task for it{task_note} and will reply by {reply_by_display}.",
     ),
 }
 
@@ -190,6 +199,7 @@ class RegistryState:
     attempts: int = 0
     next_attempt_at: datetime | None = None
     last_error: str | None = None
+    exhausted: bool = False  # every retry failed: a dead letter, not waiting for a next try
 
     @property
     def is_registered(self) -> bool:
@@ -321,6 +331,14 @@ def _status(
         )
     # The outbox row is written with the ledger row, so no state means not attempted yet.
     state = registry or RegistryState()
+    if state.exhausted:
+        # Every retry failed (a dead letter staff hold): say so, not "queued".
+        return (
+            Finding(
+                FindingCode.REGISTRATION_FAILED,
+                {"attempts": state.attempts, "last_error": state.last_error},
+            ),
+        )
     pending = Finding(
         FindingCode.PENDING_REGISTRY,
         {
@@ -349,6 +367,19 @@ def _display_params(
         values["entered_label"] = field_label(str(params["entered"]), locale)
     elif code is FindingCode.REGISTERED:
         values["registered_at_display"] = _display_time(params.get("registered_at"), english)
+    elif code is FindingCode.REGISTRATION_FAILED:
+        zh, en = REGISTRY_ERRORS.get(str(params.get("last_error")), _GENERIC_REGISTRY_ERROR)
+        values["reason"] = en if english else zh
+        reference = params.get("reference")
+        values["task_note"] = (
+            (f" ({reference})" if english else f"（{reference}）") if reference else ""
+        )
+        reply_by = params.get("reply_by")
+        values["reply_by_display"] = (
+            _display_time(reply_by, english)
+            if isinstance(reply_by, str)
+            else ("the end of the next working day" if english else "下一个工作日结束")
+        )
     elif code is FindingCode.PENDING_REGISTRY:
         values["progress"] = _progress(params, english)
         values["registry_note"] = (

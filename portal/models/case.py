@@ -44,6 +44,7 @@ class Channel(StrEnum):
     COUNTER = "counter"
     PHONE = "phone"
     EMAIL = "email"
+    SYSTEM = "system"  # opened by the portal itself (a registration that failed for good)
 
 
 class Case(db.Model):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
+from limits import parse_many
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -22,7 +24,16 @@ from ..domain import (
     shanghai_date,
 )
 from ..extensions import db
-from ..models import Case, CaseEvent, CaseState, Channel, ReferenceCounter, User, utcnow
+from ..models import (
+    OPEN_CASE_STATES,
+    Case,
+    CaseEvent,
+    CaseState,
+    Channel,
+    ReferenceCounter,
+    User,
+    utcnow,
+)
 from . import audit, notify, sla
 from .errors import ServiceError
 
@@ -48,38 +59,128 @@ CLAIM_FIELDS = ("code", "number", "issue_date", "amount", "total", "check_code",
 def parse_claim(values: Mapping[str, object]) -> ClaimedInvoice:
     """Parse a report's invoice fields with the domain rules; raises InvoiceRuleError naming the
     field at fault. The check code may be all 20 digits or just the last 6."""
+    claimed, problems = parse_claim_all(values)
+    if problems:
+        raise problems[0]
+    assert claimed is not None
+    return claimed
+
+
+def _on_field(error: InvoiceRuleError, field: str) -> InvoiceRuleError:
+    if error.field == field:
+        return error
+    return InvoiceRuleError(error.code, **{**error.params, "field": field})
+
+
+def parse_claim_all(
+    values: Mapping[str, object],
+) -> tuple[ClaimedInvoice | None, list[InvoiceRuleError]]:
+    """Parse a report's invoice fields, judging every field: the claim (None if any field is
+    wrong) and every problem found, each naming the report's own field (a short check code's
+    problem is about ``check_code``), so a form can show them all at once."""
+    problems: list[InvoiceRuleError] = []
 
     def text(name: str) -> str:
         value = values.get(name)
         return value.strip() if isinstance(value, str) else ""
 
-    def money(name: str) -> Decimal | None:
-        return parse_money(text(name), field=name) if text(name) else None
+    def judged(name: str, parse):
+        try:
+            return parse()
+        except InvoiceRuleError as error:
+            problems.append(_on_field(error, name) if name != "identity" else error)
+            return None
 
-    identity = parse_identity(text("code"), text("number"))
+    def money(name: str) -> Decimal | None:
+        return judged(name, lambda: parse_money(text(name), field=name)) if text(name) else None
+
+    identity = judged("identity", lambda: parse_identity(text("code"), text("number")))
     check = text("check_code")
     if check:
         digits = "".join(ch for ch in check if not ch.isspace())
-        check = parse_check_code(check) if len(digits) > 6 else parse_check_code_last6(check)
+        parse = parse_check_code if len(digits) > 6 else parse_check_code_last6
+        check = judged("check_code", lambda: parse(check)) or ""
     tax_id = text("buyer_tax_id")
     if tax_id:
-        try:
-            tax_id = parse_taxpayer_id(tax_id).value
-        except InvoiceRuleError as error:
-            raise InvoiceRuleError(
-                error.code, **{**error.params, "field": "buyer_tax_id"}
-            ) from None
+        parsed = judged("buyer_tax_id", lambda: parse_taxpayer_id(tax_id))
+        tax_id = parsed.value if parsed is not None else ""
     issue_date = values.get("issue_date")
     if isinstance(issue_date, date):
-        check_issue_date_range(issue_date, shanghai_date(utcnow()))
+        judged("issue_date", lambda: check_issue_date_range(issue_date, shanghai_date(utcnow())))
+    amount, total = money("amount"), money("total")
+    if problems or identity is None:
+        return None, problems
     return ClaimedInvoice(
         code=identity.code,
         number=identity.number,
         issue_date=issue_date if isinstance(issue_date, date) else None,
-        amount=money("amount"),
-        total=money("total"),
+        amount=amount,
+        total=total,
         check_code=check,
         buyer_tax_id=tax_id,
+    ), problems
+
+
+class DuplicateCase(ServiceError):
+    """The customer already has an open case for this invoice; ``case`` is that case."""
+
+    def __init__(self, case: Case) -> None:
+        super().__init__(
+            _l(
+                "You already reported this invoice: report %(ref)s is still open. Here it is; "
+                "add files or a message to it instead of a new report.",
+                ref=case.reference,
+            ),
+            code="duplicate",
+        )
+        self.case = case
+
+
+class ReportsLimited(ServiceError):
+    """The customer has sent as many reports as RATELIMIT_CASE_CREATE allows for now."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            _l(
+                "You have sent the most reports we take in a short time. What you typed is "
+                "kept: please send it again later, or add it to one of your open reports."
+            ),
+            code="limited",
+        )
+
+
+def reports_allowed(customer: User, rates: str) -> bool:
+    """True while the customer's accepted web reports stay within ``rates`` ("10 per hour",
+    several separated by ";"). Only reports that were opened count: a form the rules refused
+    costs nothing here (Flask-Limiter throttles attempts separately)."""
+    now = utcnow()
+    for rate in parse_many(rates):
+        since = now - timedelta(seconds=rate.get_expiry())
+        sent = db.session.scalar(
+            select(func.count())
+            .select_from(Case)
+            .where(
+                Case.customer_id == customer.id,
+                Case.channel == Channel.WEB,
+                Case.created_at >= since,
+            )
+        )
+        if sent >= rate.amount:
+            return False
+    return True
+
+
+def open_case_for_invoice(customer: User, key: str) -> Case | None:
+    """The customer's open case for the invoice with identity ``key``, if there is one."""
+    return db.session.scalar(
+        select(Case)
+        .where(
+            Case.customer_id == customer.id,
+            Case.claimed_key == key,
+            Case.state.in_(list(OPEN_CASE_STATES)),
+        )
+        .order_by(Case.id)
+        .limit(1)
     )
 
 
@@ -162,6 +263,49 @@ def open_case(
     )
     db.session.commit()
     return case
+
+
+def report_case(claimed: ClaimedInvoice, customer: User, **details) -> Case:
+    """A customer's own report on the web: refused as a ``DuplicateCase`` while the customer
+    has an open case for the same invoice, as ``ReportsLimited`` past RATELIMIT_CASE_CREATE;
+    otherwise ``open_case`` (commits). ``details`` go to ``open_case``."""
+    key = parse_identity(claimed.code, claimed.number).key
+    existing = open_case_for_invoice(customer, key)
+    if existing is not None:
+        raise DuplicateCase(existing)
+    if not reports_allowed(customer, current_app.config["RATELIMIT_CASE_CREATE"]):
+        raise ReportsLimited
+    return open_case(claimed, customer=customer, actor=customer, **details)
+
+
+def ensure_registry_task(invoice) -> Case:
+    """The open case that holds ``invoice`` for staff (anyone's), or a new one the portal opens
+    itself when every registry attempt failed and nobody has reported it; commits (with the
+    ``case.opened`` audit row)."""
+    existing = db.session.scalar(
+        select(Case)
+        .where(Case.claimed_key == invoice.key, Case.state.in_(list(OPEN_CASE_STATES)))
+        .order_by(Case.id)
+        .limit(1)
+    )
+    if existing is not None:
+        return existing
+    claimed = ClaimedInvoice(
+        code=invoice.code or "",
+        number=invoice.number,
+        issue_date=invoice.issue_date,
+        amount=invoice.amount,
+        total=invoice.total,
+        check_code=invoice.check_code or "",
+        buyer_tax_id=invoice.buyer_tax_id or "",
+    )
+    return open_case(
+        claimed,
+        customer=None,
+        channel=Channel.SYSTEM,
+        description="登记系统多次提交均未成功，由系统自动创建的处理任务。",
+        priority="urgent",
+    )
 
 
 def customer_for_contact(email: str | None) -> User | None:

@@ -26,6 +26,7 @@ from ..domain import (
 )
 from ..domain import RegistryState as DomainRegistryState
 from ..domain import diagnose as domain_diagnose
+from ..domain.shanghai_time import to_shanghai
 from ..extensions import db
 from ..models import Invoice, LookupEvent, Submission, SubmissionAttempt, utcnow
 from ..queue import try_redis
@@ -182,6 +183,7 @@ def _registry_state(invoice: Invoice, submissions: list[Submission]) -> DomainRe
         attempts=latest.attempts,
         next_attempt_at=latest.next_attempt_at if waiting else None,
         last_error=customer_error(latest.last_error_kind),
+        exhausted=latest.state == "dead",
     )
 
 
@@ -240,6 +242,8 @@ def lookup(
         registry=registry,
         registry_available=health == "closed",
     )
+    if invoice is not None and findings[0].code == FindingCode.REGISTRATION_FAILED:
+        findings = (_with_staff_task(invoice, findings[0]), *findings[1:])
     result = LookupResult(query, findings, health, limit - failures)
     if result.matched:
         result.invoice = invoice
@@ -257,6 +261,18 @@ def lookup(
     )
     db.session.commit()
     return result
+
+
+def _with_staff_task(invoice: Invoice, finding: Finding) -> Finding:
+    """A failed registration is said honestly, with the staff task that holds it (opened now
+    if there is none) and when the customer hears from us."""
+    from . import cases
+
+    task = cases.ensure_registry_task(invoice)
+    reply_by = to_shanghai(task.first_response_due_at).isoformat(timespec="seconds")
+    return Finding(
+        finding.code, {**finding.params, "reference": task.reference, "reply_by": reply_by}
+    )
 
 
 def _registry_health() -> str:

@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const form = document.querySelector(".lookup-form");
+  const form = document.querySelector("form[data-fields-url]");
   if (!form) return;
   const code = form.querySelector("[name=code]");
   const number = form.querySelector("[name=number]");
@@ -13,7 +13,12 @@
   let timer = null;
   let latest = 0;
 
-  function show(fields) {
+  function show(fields, needsCode) {
+    // A fully digital invoice (数电票) has no invoice code: stop asking for one.
+    const codeBox = form.querySelector('[data-lookup-field="code"]');
+    if (codeBox) {
+      codeBox.hidden = needsCode === false && !code.value && !codeBox.querySelector(".error");
+    }
     for (const name of optional) {
       const box = form.querySelector(`[data-lookup-field="${name}"]`);
       const keep = fields === null || fields.includes(name);
@@ -33,7 +38,7 @@
       const answer = await response.json();
       if (ticket !== latest) return;
       if (answer.ok) {
-        show(answer.fields);
+        show(answer.fields, answer.needs_code);
         hint.textContent = `${answer.kind} · ${answer.region}`;
         hint.classList.toggle("warn", !answer.beijing);
       } else {

@@ -303,7 +303,28 @@ EVERY_FINDING = [
     diagnose(ordinary(amount=Decimal("1")), today=TODAY, ledger=ORDINARY_LEDGER)[0],
     diagnose(special(), today=TODAY, ledger=SPECIAL_LEDGER, registry=REGISTERED)[0],
     diagnose(special(), today=TODAY, ledger=SPECIAL_LEDGER, registry=RETRYING)[0],
+    diagnose(
+        special(),
+        today=TODAY,
+        ledger=SPECIAL_LEDGER,
+        registry=RegistryState(attempts=12, last_error="unavailable", exhausted=True),
+    )[0],
 ]
+
+
+def test_a_registration_that_failed_for_good_is_not_called_queued():
+    dead = RegistryState(attempts=12, last_error="timeout", exhausted=True)
+    (finding,) = diagnose(special(), today=TODAY, ledger=SPECIAL_LEDGER, registry=dead)
+    assert finding.code == "registration_failed" and finding.params["attempts"] == 12
+    zh = finding.message()
+    assert "12 次" in zh and "均未成功" in zh and "登记系统响应超时" in zh and "排队" not in zh
+    assert "下一个工作日结束" in zh  # no task given: still a time to expect an answer
+    told = type(finding)(
+        finding.code,
+        {**finding.params, "reference": "BJ-2026-000007", "reply_by": "2026-03-10T17:30:00+08:00"},
+    )
+    assert "BJ-2026-000007" in told.message() and "2026-03-10" in told.message()
+    assert "BJ-2026-000007" in told.message("en") and "every attempt failed" in told.message("en")
 
 
 def test_every_code_is_exercised():
