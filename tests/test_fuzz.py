@@ -357,6 +357,8 @@ STAFF_ACTIONS = (
     "merge",
     "close_registered",
     "withdraw_approval",
+    "priority",
+    "registry-refresh",
 )
 EVERYONE = (None, "customer", "admin")
 
@@ -486,15 +488,17 @@ def _fill(world: World, w: Fresh, rule: str) -> list[Post] | None:
                 "admin",
             )
         ],
-        "/staff/cases/<reference>/<action>": [
-            Post(
-                f"/staff/cases/{w.other_ref}/{action}",
-                decisions,
-                (None, "customer", "reviewer", "admin"),
-                "admin",
-            )
+        **{
+            f"/staff/cases/<reference>/{action}": [
+                Post(
+                    f"/staff/cases/{w.other_ref}/{action}",
+                    decisions,
+                    (None, "customer", "reviewer", "admin"),
+                    "admin",
+                )
+            ]
             for action in STAFF_ACTIONS
-        ],
+        },
         "/staff/cases/<reference>/evidence": [
             Post(f"/staff/cases/{w.case_ref}/evidence", {"files": png}, EVERYONE, "admin")
         ],
@@ -576,7 +580,7 @@ POST_RULES = _post_rules()
 
 
 def test_the_csrf_test_sees_the_post_rules():
-    assert "/staff/cases/<reference>/<action>" in POST_RULES and "/auth/login" in POST_RULES
+    assert "/staff/cases/<reference>/approve" in POST_RULES and "/auth/login" in POST_RULES
 
 
 # The POST rules a Hypothesis test below posts random forms to.
@@ -604,7 +608,7 @@ FUZZED_POST_RULES = {
     "/rate/<token>": "test_fuzz_rating_link",
     "/staff/buyer-links": "test_fuzz_staff_buyer_links",
     "/staff/buyer-links/decide": "test_fuzz_staff_buyer_links",
-    "/staff/cases/<reference>/<action>": "test_fuzz_staff_case_actions",
+    **{f"/staff/cases/<reference>/{a}": "test_fuzz_staff_case_actions" for a in STAFF_ACTIONS},
     "/staff/cases/<reference>/evidence": "test_fuzz_evidence_upload",
     "/staff/cases/new": "test_fuzz_offline_case",
     "/staff/dead-letters": "test_fuzz_dead_letters",
@@ -1171,6 +1175,10 @@ def action_form(action: str, ids: dict):
         return form(reason_code=plausible("other", "duplicate", "not_beijing"), text=TEXT)
     if action == "merge":
         return form(into=plausible("TWIN", "SELF", "BJ-2026-000001"))
+    if action == "priority":
+        return form(priority=plausible("urgent", "normal"))
+    if action == "reply":  # the reply box is prefixed: the page also has the request box
+        return form(**{"reply-text": TEXT})
     return form(text=TEXT)  # request_info and reply read it; the others ignore everything
 
 
