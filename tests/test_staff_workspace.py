@@ -239,3 +239,12 @@ def test_a_refresh_that_gets_no_answer_keeps_the_stored_record_and_says_why(sim_
     client, ref = _claimed_case(sim_app)
     page = _page(client, f"/staff/cases/{ref}")
     assert "上次重新查询没有结果" in page and "登记系统未及时响应" in page
+
+
+def test_staff_sign_in_lands_on_the_queue_and_customers_on_their_home(app, make_user):
+    make_user("r@example.com", "reviewer")
+    staff = AuthActions(app.test_client())
+    assert staff.login("r@example.com").headers["Location"].endswith("/staff/")
+    make_user("c@example.com", "customer")
+    customer = AuthActions(app.test_client())
+    assert not customer.login("c@example.com").headers["Location"].endswith("/staff/")

@@ -22,6 +22,7 @@ from ..models import (
     User,
     utcnow,
 )
+from . import dead_letters
 from .registry_link import breaker
 from .review import sla_status
 
@@ -100,7 +101,8 @@ def build(now: datetime | None = None, weeks: int = 8) -> Dashboard:
         "backlog": states.get(SubmissionState.QUEUED, 0)
         + states.get(SubmissionState.RETRY_SCHEDULED, 0)
         + states.get(SubmissionState.IN_FLIGHT, 0),
-        "dead": states.get(SubmissionState.DEAD, 0),
+        "dead": dead_letters.open_count(),
+        "dead_waiting": dead_letters.open_count(waiting_only=True),
         "breaker": _breaker_state(),
     }
     causes: dict[str, int] = defaultdict(int)

@@ -125,6 +125,30 @@ ERROR_KINDS = {
     "http_4xx": _l("The registry refused the request"),
 }
 
+# Why a submission was made.
+REASONS = {
+    "issued": _l("issued"),
+    "reentry": _l("re-entered after review"),
+    "correction": _l("correction after review"),
+    "retry": _l("submitted again by staff"),
+    "reconcile": _l("missing at the registry (reconciliation)"),
+}
+
+# One try's outcome.
+OUTCOMES = {
+    "success": _l("Accepted by the registry"),
+    "transient": _l("No answer; tried again later"),
+    "permanent": _l("Refused by the registry"),
+}
+
+RUN_KINDS = {"full": _l("full"), "incremental": _l("since the last run")}
+RUN_STATES = {"running": _l("running"), "succeeded": _l("finished"), "failed": _l("failed")}
+FINDINGS = {
+    "missing": _l("Missing at the registry"),
+    "mismatch": _l("The registry holds different fields"),
+    "unknown": _l("At the registry, unknown to our ledger"),
+}
+
 FIELDS = {
     "code": _l("Invoice code"),
     "number": _l("Invoice number"),
@@ -151,6 +175,11 @@ GROUPS = {
     "submission": SUBMISSION_STATES,
     "error": ERROR_KINDS,
     "field": FIELDS,
+    "reason": REASONS,
+    "outcome": OUTCOMES,
+    "run_kind": RUN_KINDS,
+    "run_state": RUN_STATES,
+    "finding": FINDINGS,
 }
 
 

@@ -28,6 +28,7 @@ from ..services import (
     buyers,
     cases,
     dashboard,
+    dead_letters,
     evidence_pages,
     intake,
     monitoring,
@@ -476,10 +477,13 @@ def offline_case():
     return render_template("staff/offline_case.html", form=form)
 
 
-@bp.route("/dead-letters", methods=["GET", "POST"])
+@bp.route("/dead-letters", methods=["GET", "POST"], endpoint="dead_letters")
 @staff_required()
-def dead_letters():
+def dead_letters_view():
     if request.method == "POST":
+        if not PortalForm().validate_on_submit():
+            flash(_("The form expired; please try again."), "error")
+            return redirect(url_for("staff.dead_letters"))
         try:
             if request.form.get("all"):
                 n = outbox.retry_dead_matching(
@@ -487,18 +491,24 @@ def dead_letters():
                 )
             else:
                 ids = [parse_id(i) for i in request.form.getlist("submission")]
-                if None in ids:
-                    raise ServiceError(_("Tick the dead letters to retry."))
-                if not ids:
-                    raise ServiceError(_("Tick the dead letters to retry."))
+                if not ids or None in ids:
+                    raise ServiceError(_("Tick the invoices to submit again."))
                 n = len(outbox.retry_dead(ids, actor=current_user))
-        except (ServiceError, ValueError) as error:
-            flash(getattr(error, "message", str(error)), "error")
+        except (ServiceError, ValueError):
+            flash(_("Some of those were already submitted again; the list is up to date."), "error")
         else:
-            flash(_("%(n)d dead letter(s) queued again.", n=n), "success")
+            flash(
+                _("%(n)d invoice(s) submitted to the registry again.", n=n),
+                "success",
+            )
         return redirect(url_for("staff.dead_letters"))
     kind = request.args.get("error_kind") or None
-    return render_template("staff/dead_letters.html", rows=outbox.dead_letters(kind), kind=kind)
+    return render_template(
+        "staff/dead_letters.html",
+        rows=dead_letters.open_letters(kind),
+        kinds=dead_letters.error_kinds(),
+        kind=kind,
+    )
 
 
 @bp.route("/invoices/<key>")
