@@ -196,8 +196,6 @@ def case_evidence(reference: str):
         flash(_("Choose at least one file."), "error")
     for storage_file in files:
         add_evidence_file(case, storage_file)
-    if files:
-        flash(_("%(n)d file(s) added to %(ref)s.", n=len(files), ref=case.reference), "success")
     return _back(case)
 
 
