@@ -97,7 +97,7 @@ def test_review_page_at_laptop_and_desktop_widths(
 
     page.get_by_role("button", name="放大").click()
     page.get_by_role("button", name="旋转").click()
-    expect(page.locator(".viewer-image")).to_have_attribute("style", re.compile("rotate\\(90deg\\)"))
+    expect(page.locator(".viewer-image")).to_have_attribute("style", re.compile(r"rotate\(90deg"))
 
     assert serious_violations(page) == []
 
