@@ -43,7 +43,7 @@ from ..support.ids import parse_id
 from ..web.formerrors import attach_error
 from ..web.forms import PortalForm
 from ..web.uploads import add_evidence_file
-from . import bp, presenters
+from . import audit_presenters, bp, presenters
 from .access import staff_required
 from .forms import (
     ApproveForm,
@@ -618,8 +618,16 @@ def _audit_filter() -> audit.AuditFilter:
 @bp.route("/audit")
 @staff_required(Role.SUPERVISOR)
 def audit_log():
+    found = audit.page(_audit_filter(), before=parse_id(request.args.get("before")))
     return render_template(
-        "staff/audit.html", events=audit.search(_audit_filter()), args=request.args
+        "staff/audit.html",
+        found=found,
+        actions=audit.actions(),
+        args=request.args,
+        filters={k: v for k, v in request.args.items() if k != "before" and v},
+        action_label=audit_presenters.action_label,
+        object_label=audit_presenters.object_label,
+        changes=audit_presenters.changes,
     )
 
 
