@@ -219,6 +219,14 @@ class BulkForm(PortalForm):
     action = StringField(validators=[DataRequired(), Length(max=40)])
 
 
+class ExplainFindingForm(PortalForm):
+    note = TextAreaField(
+        _l("Why nothing needs doing"),
+        validators=[DataRequired(_l("Say why nothing needs doing.")), Length(max=500)],
+        render_kw={"rows": 2},
+    )
+
+
 class PriorityForm(PortalForm):
     priority = SelectField(
         _l("Priority"),

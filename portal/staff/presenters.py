@@ -60,6 +60,7 @@ CHANNELS = {
     "counter": _l("Counter"),
     "phone": _l("Phone"),
     "email": _l("E-mail"),
+    "reconciliation": _l("Reconciliation"),
 }
 
 CAUSES = {

@@ -30,10 +30,12 @@ from ..services import (
     dashboard,
     dead_letters,
     evidence_pages,
+    findings,
     intake,
     monitoring,
     notify,
     outbox,
+    reconcile,
     registry_view,
     review,
     search,
@@ -51,6 +53,7 @@ from .forms import (
     BulkForm,
     ConfirmApprovalForm,
     DecisionForm,
+    ExplainFindingForm,
     InviteForm,
     MergeForm,
     OfflineCaseForm,
@@ -509,6 +512,67 @@ def dead_letters_view():
     )
 
 
+@bp.route("/findings")
+@staff_required()
+def findings_view():
+    kind = request.args.get("kind") or None
+    resolved = request.args.get("resolved") == "1"
+    return render_template(
+        "staff/findings.html",
+        views=findings.listing(kind if kind in presenters.FINDINGS else None, resolved),
+        kind=kind,
+        resolved=resolved,
+        counts=reconcile.open_finding_counts(),
+        explain_form=ExplainFindingForm(formdata=None),
+    )
+
+
+def _finding_done(act, done: str):
+    if not PortalForm().validate_on_submit():
+        flash(_("The form expired; please try again."), "error")
+    else:
+        try:
+            result = act()
+        except ServiceError as error:
+            flash(error.message, "error")
+        else:
+            flash(done if result is None else done % {"ref": result.reference}, "success")
+            if result is not None:
+                return redirect(url_for("staff.case_review", reference=result.reference))
+    return redirect(url_for("staff.findings_view"))
+
+
+@bp.route("/findings/<int:finding_id>/resubmit", methods=["POST"])
+@staff_required()
+def finding_resubmit(finding_id: int):
+    return _finding_done(
+        lambda: findings.resubmit(finding_id, current_user),
+        _("The invoice was submitted to the registry again; the finding is resolved."),
+    )
+
+
+@bp.route("/findings/<int:finding_id>/reenter", methods=["POST"])
+@staff_required()
+def finding_reenter(finding_id: int):
+    return _finding_done(
+        lambda: findings.reenter(finding_id, current_user),
+        _("Correction case %(ref)s opened; its approval needs a second supervisor."),
+    )
+
+
+@bp.route("/findings/<int:finding_id>/explain", methods=["POST"])
+@staff_required()
+def finding_explain(finding_id: int):
+    form = ExplainFindingForm()
+    if not form.validate_on_submit():
+        flash(_("Say why nothing needs doing."), "error")
+        return redirect(url_for("staff.findings_view"))
+    return _finding_done(
+        lambda: findings.explain(finding_id, current_user, form.note.data),
+        _("The finding is marked as explained."),
+    )
+
+
 @bp.route("/invoices/<key>")
 @staff_required()
 def invoice(key: str):
@@ -655,7 +719,11 @@ def dashboard_view():
         "causes": chart(d.causes, presenters.CAUSES),
     }
     return render_template(
-        "staff/dashboard.html", d=d, charts=charts, alerts=monitoring.open_alerts()
+        "staff/dashboard.html",
+        d=d,
+        charts=charts,
+        alerts=monitoring.open_alerts(),
+        open_findings=findings.open_count(),
     )
 
 
