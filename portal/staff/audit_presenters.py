@@ -103,15 +103,62 @@ class Change:
     after: str
 
 
-def _text(value) -> str:
+# Values that are codes, by the key they sit under: shown in staff words.
+_CODED = {
+    "state": "state",
+    "registry_state": "registry",
+    "kind": "kind",
+    "channel": "channel",
+    "reason": "reason",
+}
+_PRIORITIES = {"urgent": _l("Urgent"), "normal": _l("Normal")}
+
+
+KEYS = {
+    "state": _l("State"),
+    "priority": _l("Priority"),
+    "assignee": _l("Assignee"),
+    "assignee_id": _l("Assignee"),
+    "resolution_due_at": _l("Resolution due"),
+    "first_response_due_at": _l("First answer due"),
+    "reason": _l("Reason"),
+    "invoice": _l("Invoice"),
+    "registry_id": _l("Registry ID"),
+    "registry_state": _l("Registry state"),
+    "second_approver": _l("Second approver"),
+    "decision": _l("Decision"),
+    "fields": _l("Fields"),
+    "reasons": _l("Reasons"),
+    "reported": _l("Reported invoice"),
+    "note": _l("Note"),
+    "resolved_at": _l("Resolved at"),
+    "attempts": _l("Tries"),
+    "requested": _l("Requested"),
+    "email": _l("E-mail"),
+    "role": _l("Role"),
+    "active": _l("Active"),
+}
+
+
+def _text(value, key: str = "", object_type: str = "") -> str:
+    from .presenters import staff_word
+
     if value is None:
         return "—"
     if isinstance(value, str):
+        if key == "priority" and value in _PRIORITIES:
+            return str(_PRIORITIES[value])
+        if key in _CODED and value:
+            group = _CODED[key]
+            # A submission's state is a delivery state, not a case state.
+            if key == "state" and object_type == "submission":
+                group = "submission"
+            return staff_word(group, value)
         return value or "—"
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def changes(before: dict | None, after: dict | None) -> list[Change]:
+def changes(before: dict | None, after: dict | None, object_type: str = "") -> list[Change]:
     """Each key of the event's before/after as one readable line (Chinese as text)."""
     from .presenters import FIELDS
 
@@ -120,12 +167,12 @@ def changes(before: dict | None, after: dict | None) -> list[Change]:
         return [Change("", _text(before), _text(after))]
     out = []
     for key in list(dict.fromkeys([*before, *after])):
-        label = FIELDS.get(key)
+        label = FIELDS.get(key) or KEYS.get(key)
         out.append(
             Change(
                 str(label) if label is not None else key,
-                _text(before.get(key)) if key in before else "",
-                _text(after.get(key)) if key in after else "",
+                _text(before.get(key), key, object_type) if key in before else "",
+                _text(after.get(key), key, object_type) if key in after else "",
             )
         )
     return out
