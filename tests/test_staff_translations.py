@@ -31,7 +31,7 @@ class _VisibleText(HTMLParser):
     """The text a reader sees: no tags, scripts, styles, or values people typed (.mono,
     inputs), which may be anything."""
 
-    SKIP = {"script", "style", "code", "kbd", "textarea", "option"}
+    SKIP = frozenset({"script", "style", "code", "kbd", "textarea", "option"})
 
     def __init__(self):
         super().__init__()
