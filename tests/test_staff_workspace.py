@@ -248,3 +248,21 @@ def test_staff_sign_in_lands_on_the_queue_and_customers_on_their_home(app, make_
     make_user("c@example.com", "customer")
     customer = AuthActions(app.test_client())
     assert not customer.login("c@example.com").headers["Location"].endswith("/staff/")
+
+
+def test_dashboard_trends_count_cases_per_day_with_a_table(app, make_user):
+    make_user("s@example.com", "supervisor")
+    with app.app_context():
+        for n in ("00000001", "00000002"):
+            cases.open_case(
+                cases.parse_claim({"code": "011001900111", "number": n}), customer=None
+            )
+        from portal.services import dashboard
+
+        today = dashboard.trends().cases[-1]
+        assert today[1] == 2 and today[2] == 0
+    staff = AuthActions(app.test_client())
+    staff.login("s@example.com")
+    page = _page(staff.client, "/staff/dashboard")
+    assert "每日新建与解决的工单（14 天）" in page and "<caption>" in page
+    assert page.count('<table class="table trend">') == 4

@@ -346,6 +346,37 @@ def approval_fields(case: Case) -> list[str]:
     return [name for name in COMPARE_FIELDS if name not in skip]
 
 
+@dataclass(frozen=True)
+class TrendRows:
+    cases: list
+    lookup_rows: list
+    registry_hour_rows: list
+    registry_day_rows: list
+
+
+def trend_rows(t) -> TrendRows:
+    """The dashboard's trends as table rows (shares as percentages, "—" where nothing ran)."""
+
+    def registry(rows):
+        return [
+            (
+                period,
+                n,
+                f"{share:.0%}" if share is not None else "—",
+                latency if latency is not None else "—",
+            )
+            for period, n, share, latency in rows
+        ]
+
+    causes = ("registered", "registry_failure", "keying_error", "unknown")
+    return TrendRows(
+        cases=t.cases,
+        lookup_rows=[(day, total, *(by.get(c, 0) for c in causes)) for day, total, by in t.lookups],
+        registry_hour_rows=registry(t.registry_hours),
+        registry_day_rows=registry(t.registry_days),
+    )
+
+
 @bp.app_context_processor
 def staff_presenters() -> dict:
     return {"staff_word": staff_word}

@@ -724,6 +724,7 @@ def dashboard_view():
         charts=charts,
         alerts=monitoring.open_alerts(),
         open_findings=findings.open_count(),
+        t=presenters.trend_rows(dashboard.trends()),
     )
 
 

@@ -140,6 +140,7 @@ STAFF_PAGES = [
     ("queue", "/staff/"),
     ("offline-case", "/staff/cases/new"),
     ("dead-letters", "/staff/dead-letters"),
+    ("findings", "/staff/findings"),
     ("search", "/staff/search?q=011001900111"),
     ("buyer-links", "/staff/buyer-links"),
     ("dashboard", "/staff/dashboard"),
