@@ -254,9 +254,7 @@ def test_dashboard_trends_count_cases_per_day_with_a_table(app, make_user):
     make_user("s@example.com", "supervisor")
     with app.app_context():
         for n in ("00000001", "00000002"):
-            cases.open_case(
-                cases.parse_claim({"code": "011001900111", "number": n}), customer=None
-            )
+            cases.open_case(cases.parse_claim({"code": "011001900111", "number": n}), customer=None)
         from portal.services import dashboard
 
         today = dashboard.trends().cases[-1]
