@@ -502,6 +502,12 @@ def _fill(world: World, w: Fresh, rule: str) -> list[Post] | None:
         "/staff/cases/<reference>/evidence": [
             Post(f"/staff/cases/{w.case_ref}/evidence", {"files": png}, EVERYONE, "admin")
         ],
+        **{
+            f"/staff/findings/<int:finding_id>/{action}": [
+                Post(f"/staff/findings/1/{action}", {"note": "说明"}, EVERYONE, "admin")
+            ]
+            for action in ("resubmit", "reenter", "explain")
+        },
         "/staff/cases/new": [
             Post(
                 "/staff/cases/new",
@@ -612,6 +618,9 @@ FUZZED_POST_RULES = {
     "/staff/cases/<reference>/evidence": "test_fuzz_evidence_upload",
     "/staff/cases/new": "test_fuzz_offline_case",
     "/staff/dead-letters": "test_fuzz_dead_letters",
+    "/staff/findings/<int:finding_id>/explain": "test_fuzz_findings",
+    "/staff/findings/<int:finding_id>/reenter": "test_fuzz_findings",
+    "/staff/findings/<int:finding_id>/resubmit": "test_fuzz_findings",
     "/staff/queue/bulk": "test_fuzz_queue_bulk",
     "/staff/users": "test_fuzz_staff_users",
     "/staff/users/<int:user_id>": "test_fuzz_staff_users",
@@ -1286,6 +1295,17 @@ def test_fuzz_dead_letters(app, world, reviewer, data):
     if data.get("submission") == "DEAD":
         data = {**data, "submission": str(world.fresh().dead_submission_id)}
     post_form(app, client, "/staff/dead-letters", data, token)
+
+
+@FUZZ
+@given(
+    finding_id=st.integers(min_value=0, max_value=2**40),
+    action=st.sampled_from(["resubmit", "reenter", "explain"]),
+    data=form(note=TEXT),
+)
+def test_fuzz_findings(app, world, reviewer, finding_id, action, data):
+    client, token = reviewer
+    post_form(app, client, f"/staff/findings/{finding_id}/{action}", data, token)
 
 
 @FUZZ

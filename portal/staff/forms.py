@@ -29,6 +29,13 @@ from ..services import intake
 from ..services.review import REJECT_REASONS
 from ..web.forms import PortalForm
 
+ROLE_NAMES = {
+    "customer": _l("Customer"),
+    "reviewer": _l("Reviewer"),
+    "supervisor": _l("Supervisor"),
+    "admin": _l("Administrator"),
+}
+
 
 class InviteForm(PortalForm):
     email = EmailField(_l("Customer e-mail"), validators=[DataRequired(), Length(max=254)])
@@ -337,14 +344,17 @@ class UserForm(PortalForm):
     email = EmailField(_l("E-mail"), validators=[DataRequired(), Length(max=254)])
     display_name = StringField(_l("Name"), validators=[Optional(), Length(max=100)])
     role = SelectField(
-        _l("Role"), choices=[SelectChoice(r.value, r.value) for r in Role if r != Role.CUSTOMER]
+        _l("Role"),
+        choices=[SelectChoice(r.value, ROLE_NAMES[r.value]) for r in Role if r != Role.CUSTOMER],
     )
     password = PasswordField(_l("Initial password"), validators=[DataRequired(), Length(max=128)])
     submit = SubmitField(_l("Create staff account"))
 
 
 class UserActionForm(PortalForm):
-    role = SelectField(_l("Role"), choices=[SelectChoice(r.value, r.value) for r in Role])
+    role = SelectField(
+        _l("Role"), choices=[SelectChoice(r.value, ROLE_NAMES[r.value]) for r in Role]
+    )
     active = BooleanField(_l("Active"))
     password = PasswordField(
         _l("New password (optional)"), validators=[Optional(), Length(max=128)]

@@ -181,6 +181,12 @@ GROUPS = {
     "run_kind": RUN_KINDS,
     "run_state": RUN_STATES,
     "finding": FINDINGS,
+    "role": {
+        "customer": _l("Customer"),
+        "reviewer": _l("Reviewer"),
+        "supervisor": _l("Supervisor"),
+        "admin": _l("Administrator"),
+    },
 }
 
 
