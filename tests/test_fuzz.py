@@ -1429,6 +1429,7 @@ GET_PAGES = [
     ("/staff/", "supervisor"),
     ("/staff/search", "reviewer"),
     ("/staff/dead-letters", "reviewer"),
+    ("/staff/findings", "reviewer"),
     ("/staff/buyer-links", "reviewer"),
     ("/staff/cases/new", "reviewer"),
     ("/staff/audit", "supervisor"),
@@ -1494,6 +1495,8 @@ PATH_PAGES = [
     ("/staff/invoices/{}", "reviewer"),
     ("/staff/cases/{}", "reviewer"),
     ("/staff/mail/{}", "reviewer"),
+    ("/staff/cases/{}/registry.json", "reviewer"),
+    ("/staff/evidence/{}/page/1.png", "reviewer"),
     ("/api/v1/invoices/{}", "api"),
 ]
 
@@ -1521,6 +1524,8 @@ def test_fuzz_get_path_segments(app, world):
         "/evidence/{}/preview": str(world.upload_id),
         "/cases/{}": world.first.case_ref,
         "/staff/cases/{}": world.first.case_ref,
+        "/staff/cases/{}/registry.json": world.first.case_ref,
+        "/staff/evidence/{}/page/1.png": str(world.upload_id),
         "/auth/reset/{}": world.first.reset_token,
         "/auth/verify/{}": world.first.verify_token,
     }
