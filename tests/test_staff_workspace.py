@@ -264,3 +264,40 @@ def test_dashboard_trends_count_cases_per_day_with_a_table(app, make_user):
     page = _page(staff.client, "/staff/dashboard")
     assert "每日新建与解决的工单（14 天）" in page and "<caption>" in page
     assert page.count('<table class="table trend">') == 4
+
+
+def test_the_viewer_gets_every_page_of_a_pdf(app):
+    import io
+
+    import pypdfium2
+
+    from portal.models import Upload
+    from tests.scans.corpus import invoice_pdf
+    from tests.test_evidence import SAMPLE
+
+    one = pypdfium2.PdfDocument(invoice_pdf(SAMPLE))
+    two = pypdfium2.PdfDocument.new()
+    two.import_pages(one, [0])
+    two.import_pages(one, [0])
+    buffer = io.BytesIO()
+    two.save(buffer)
+    client, ref = _claimed_case(app, code=SAMPLE.code, number=SAMPLE.number)
+    page = _page(client, f"/staff/cases/{ref}")
+    client.post(
+        f"/staff/cases/{ref}/evidence",
+        data={
+            "csrf_token": csrf_token_from(page),
+            "files": (io.BytesIO(buffer.getvalue()), "两页.pdf"),
+        },
+        content_type="multipart/form-data",
+    )
+    with app.app_context():
+        run_workers()
+        upload = db.session.scalar(select(Upload))
+        assert upload.pages == 2
+        upload_id = upload.id
+    page = _page(client, f"/staff/cases/{ref}")
+    assert f"/staff/evidence/{upload_id}/page/2.png" in page and "共 2 页" in page
+    second = client.get(f"/staff/evidence/{upload_id}/page/2.png")
+    assert second.status_code == 200 and second.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get(f"/staff/evidence/{upload_id}/page/3.png").status_code == 404
