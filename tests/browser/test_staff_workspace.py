@@ -172,13 +172,36 @@ def test_every_staff_page_fits_and_passes_axe(width, live_server, page_factory, 
 
 
 CUSTOMER_PAGES = ["/", "/lookup", "/auth/login", "/auth/register", "/auth/reset"]
+SIGNED_IN_PAGES = [
+    "/",
+    "/cases",
+    "/cases/new",
+    "/cases/{ref}",
+    "/invoices",
+    "/buyers",
+    "/auth/account",
+]
 
 
-def test_customer_pages_pass_axe(live_server, page_factory):
+def test_customer_pages_pass_axe(live_server, page_factory, app, make_user):
+    from portal.models import User
+
+    customer_id = make_user("kehu@example.com", "customer")
+    with app.app_context():
+        ref = cases.open_case(
+            cases.parse_claim({"code": "011001900111", "number": "12345678"}),
+            customer=db.session.get(User, customer_id),
+        ).reference
     page = page_factory(PHONE)
     problems = {}
     for path in CUSTOMER_PAGES:
         page.goto(live_server + path)
+        found = serious_violations(page)
+        if found:
+            problems[path] = found
+    sign_in(page, live_server, "kehu@example.com")
+    for path in SIGNED_IN_PAGES:
+        page.goto(live_server + path.format(ref=ref))
         found = serious_violations(page)
         if found:
             problems[path] = found
