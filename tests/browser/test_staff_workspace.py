@@ -206,3 +206,24 @@ def test_customer_pages_pass_axe(live_server, page_factory, app, make_user):
         if found:
             problems[path] = found
     assert problems == {}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_admin_pages_fit_and_pass_axe(width, live_server, page_factory, make_user):
+    import pyotp
+
+    from tests.conftest import TEST_TOTP_SECRET
+
+    make_user("guanli@example.com", "admin")
+    page = page_factory(viewport(width))
+    sign_in(page, live_server, "guanli@example.com")
+    page.locator("input[name=code]").fill(pyotp.TOTP(TEST_TOTP_SECRET).now())
+    page.get_by_role("button", name="继续").click()
+    from playwright.sync_api import expect
+
+    expect(page).to_have_url(re.compile(r"/staff/$"))
+    page.goto(live_server + "/staff/users")
+    expect(page.locator("h1")).to_have_text("员工账号")
+    assert_fits(page, width)
+    screenshot(page, f"staff-users-{width}")
+    assert serious_violations(page) == []
