@@ -301,3 +301,18 @@ def test_the_viewer_gets_every_page_of_a_pdf(app):
     second = client.get(f"/staff/evidence/{upload_id}/page/2.png")
     assert second.status_code == 200 and second.data[:8] == b"\x89PNG\r\n\x1a\n"
     assert client.get(f"/staff/evidence/{upload_id}/page/3.png").status_code == 404
+
+
+def test_a_refresh_whose_job_vanished_stops_being_waited_for(app):
+    from datetime import timedelta
+
+    from portal.models import utcnow
+
+    with app.app_context():
+        db.session.add(
+            RegistrySnapshot(
+                invoice_key="011001900111-12345678", requested_at=utcnow() - timedelta(hours=1)
+            )
+        )
+        db.session.commit()
+        assert not registry_view.for_key("011001900111-12345678").refreshing

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
@@ -34,6 +34,7 @@ from .intake import COMPARED_FIELDS
 log = logging.getLogger(__name__)
 
 REFRESH_JOB = "workers.registry_view.refresh"
+REFRESH_PATIENCE = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,13 @@ def for_key(key: str) -> RegistryView:
     if invoice is not None and invoice.registry_state == RegistryState.REGISTERED:
         as_of = invoice.registered_at or invoice.updated_at
         candidates.append((as_of, "delivery", _ledger_record(invoice)))
-    refreshing = snapshot is not None and snapshot.requested_at is not None
+    # A request whose job vanished (Redis flushed, worker gone) stops counting as on its way
+    # after a while, so the page stops waiting and offers the button again.
+    refreshing = (
+        snapshot is not None
+        and snapshot.requested_at is not None
+        and snapshot.requested_at > utcnow() - REFRESH_PATIENCE
+    )
     error = snapshot.error if snapshot is not None else None
     if not candidates:
         return RegistryView(False, None, None, None, refreshing, error)
