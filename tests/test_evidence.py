@@ -13,6 +13,7 @@ from portal.extensions import db
 from portal.models import Case, Upload, UploadState, User
 from portal.queue import redis_connection
 from portal.services import cases, evidence, review
+from portal.staff import presenters
 from portal.web.i18n import LANG_COOKIE
 from tests.conftest import AuthActions, csrf_token_from
 from tests.scans.corpus import InvoiceSample, encode, invoice_page
@@ -93,7 +94,7 @@ def test_a_photo_is_read_and_the_customer_confirms_the_fields(
     with app.app_context():
         case = db.session.scalar(select(Case))
         assert case.confirmed_fields["total"] == "50.10"
-        rows = {r.field: r for r in review.comparison(case, None)}
+        rows = {r.field: r for r in presenters.comparison(case, None)}
         assert rows["number"].extracted == SAMPLE.number
         assert rows["total"].confirmed == "50.10"
 
@@ -279,7 +280,7 @@ def test_the_review_comparison_says_where_each_value_was_read(
         run_workers()
         case = db.session.scalar(select(Case))
         with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
-            rows = {r.field: r for r in review.comparison(case, None)}
+            rows = {r.field: r for r in presenters.comparison(case, None)}
             assert rows["number"].extracted_source == "二维码 · 100%"
     with app.test_request_context(headers={"Cookie": f"{LANG_COOKIE}=en"}):
         assert evidence.source_label("text", "pdf-text", 1.0) == (

@@ -358,6 +358,8 @@ STAFF_ACTIONS = (
     "merge",
     "close_registered",
     "withdraw_approval",
+    "priority",
+    "registry-refresh",
 )
 EVERYONE = (None, "customer", "admin")
 
@@ -487,18 +489,26 @@ def _fill(world: World, w: Fresh, rule: str) -> list[Post] | None:
                 "admin",
             )
         ],
-        "/staff/cases/<reference>/<action>": [
-            Post(
-                f"/staff/cases/{w.other_ref}/{action}",
-                decisions,
-                (None, "customer", "reviewer", "admin"),
-                "admin",
-            )
+        **{
+            f"/staff/cases/<reference>/{action}": [
+                Post(
+                    f"/staff/cases/{w.other_ref}/{action}",
+                    decisions,
+                    (None, "customer", "reviewer", "admin"),
+                    "admin",
+                )
+            ]
             for action in STAFF_ACTIONS
-        ],
+        },
         "/staff/cases/<reference>/evidence": [
             Post(f"/staff/cases/{w.case_ref}/evidence", {"files": png}, EVERYONE, "admin")
         ],
+        **{
+            f"/staff/findings/<int:finding_id>/{action}": [
+                Post(f"/staff/findings/1/{action}", {"note": "说明"}, EVERYONE, "admin")
+            ]
+            for action in ("resubmit", "reenter", "explain")
+        },
         "/staff/cases/new": [
             Post(
                 "/staff/cases/new",
@@ -577,7 +587,7 @@ POST_RULES = _post_rules()
 
 
 def test_the_csrf_test_sees_the_post_rules():
-    assert "/staff/cases/<reference>/<action>" in POST_RULES and "/auth/login" in POST_RULES
+    assert "/staff/cases/<reference>/approve" in POST_RULES and "/auth/login" in POST_RULES
 
 
 # The POST rules a Hypothesis test below posts random forms to.
@@ -605,10 +615,13 @@ FUZZED_POST_RULES = {
     "/rate/<token>": "test_fuzz_rating_link",
     "/staff/buyer-links": "test_fuzz_staff_buyer_links",
     "/staff/buyer-links/decide": "test_fuzz_staff_buyer_links",
-    "/staff/cases/<reference>/<action>": "test_fuzz_staff_case_actions",
+    **{f"/staff/cases/<reference>/{a}": "test_fuzz_staff_case_actions" for a in STAFF_ACTIONS},
     "/staff/cases/<reference>/evidence": "test_fuzz_evidence_upload",
     "/staff/cases/new": "test_fuzz_offline_case",
     "/staff/dead-letters": "test_fuzz_dead_letters",
+    "/staff/findings/<int:finding_id>/explain": "test_fuzz_findings",
+    "/staff/findings/<int:finding_id>/reenter": "test_fuzz_findings",
+    "/staff/findings/<int:finding_id>/resubmit": "test_fuzz_findings",
     "/staff/queue/bulk": "test_fuzz_queue_bulk",
     "/staff/users": "test_fuzz_staff_users",
     "/staff/users/<int:user_id>": "test_fuzz_staff_users",
@@ -1172,6 +1185,10 @@ def action_form(action: str, ids: dict):
         return form(reason_code=plausible("other", "duplicate", "not_beijing"), text=TEXT)
     if action == "merge":
         return form(into=plausible("TWIN", "SELF", "BJ-2026-000001"))
+    if action == "priority":
+        return form(priority=plausible("urgent", "normal"))
+    if action == "reply":  # the reply box is prefixed: the page also has the request box
+        return form(**{"reply-text": TEXT})
     return form(text=TEXT)  # request_info and reply read it; the others ignore everything
 
 
@@ -1279,6 +1296,17 @@ def test_fuzz_dead_letters(app, world, reviewer, data):
     if data.get("submission") == "DEAD":
         data = {**data, "submission": str(world.fresh().dead_submission_id)}
     post_form(app, client, "/staff/dead-letters", data, token)
+
+
+@FUZZ
+@given(
+    finding_id=st.integers(min_value=0, max_value=2**40),
+    action=st.sampled_from(["resubmit", "reenter", "explain"]),
+    data=form(note=TEXT),
+)
+def test_fuzz_findings(app, world, reviewer, finding_id, action, data):
+    client, token = reviewer
+    post_form(app, client, f"/staff/findings/{finding_id}/{action}", data, token)
 
 
 @FUZZ
@@ -1404,6 +1432,7 @@ GET_PAGES = [
     ("/staff/", "supervisor"),
     ("/staff/search", "reviewer"),
     ("/staff/dead-letters", "reviewer"),
+    ("/staff/findings", "reviewer"),
     ("/staff/buyer-links", "reviewer"),
     ("/staff/cases/new", "reviewer"),
     ("/staff/audit", "supervisor"),
@@ -1471,6 +1500,8 @@ PATH_PAGES = [
     ("/staff/invoices/{}", "reviewer"),
     ("/staff/cases/{}", "reviewer"),
     ("/staff/mail/{}", "reviewer"),
+    ("/staff/cases/{}/registry.json", "reviewer"),
+    ("/staff/evidence/{}/page/1.png", "reviewer"),
     ("/api/v1/invoices/{}", "api"),
 ]
 
@@ -1498,6 +1529,8 @@ def test_fuzz_get_path_segments(app, world):
         "/evidence/{}/preview": str(world.upload_id),
         "/cases/{}": world.first.case_ref,
         "/staff/cases/{}": world.first.case_ref,
+        "/staff/cases/{}/registry.json": world.first.case_ref,
+        "/staff/evidence/{}/page/1.png": str(world.upload_id),
         "/auth/reset/{}": world.first.reset_token,
         "/auth/verify/{}": world.first.verify_token,
     }

@@ -68,7 +68,7 @@ def test_a_code_is_asked_at_every_sign_in_once_set_up(app, make_user):
 def test_reviewers_without_a_code_sign_in_with_the_password(app, make_user):
     make_user("r@example.com", "reviewer")
     actions = AuthActions(app.test_client())
-    assert actions.login("r@example.com").headers["Location"] == "/"
+    assert actions.login("r@example.com").headers["Location"] == "/staff/"
     assert "两步登录" in actions.client.get("/").get_data(as_text=True)
 
 

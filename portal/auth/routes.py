@@ -26,9 +26,14 @@ from .forms import (
 )
 
 
-def _safe_next(target: str | None) -> str:
-    # Only same-site paths: an absolute URL here would make us an open redirect.
-    return target if is_local_path(target) else url_for("customer.home")
+def _safe_next(target: str | None, user=None) -> str:
+    # Only same-site paths: an absolute URL here would make us an open redirect. Without one,
+    # staff land on their review queue and customers on their home page.
+    if is_local_path(target):
+        return target
+    return (
+        url_for("staff.queue") if user is not None and user.is_staff else url_for("customer.home")
+    )
 
 
 def _start_session(user, remember: bool) -> None:
@@ -101,7 +106,7 @@ def register():
 @limiter.limit(lambda: current_app.config["RATELIMIT_LOGIN"], methods=["POST"])
 def login():
     if current_user.is_authenticated:
-        return redirect(_safe_next(request.args.get("next")))
+        return redirect(_safe_next(request.args.get("next"), current_user))
     form = LoginForm()
     if form.validate_on_submit():
         account = throttle.account_id(accounts.login_name(form.email.data))
@@ -122,12 +127,12 @@ def login():
                 session["pending_account"] = account
                 session["pending_remember"] = bool(form.remember.data)
                 session["pending_since"] = int(time.time())
-                session["pending_next"] = _safe_next(request.args.get("next"))
+                session["pending_next"] = _safe_next(request.args.get("next"), user)
                 return redirect(url_for("auth.second_factor"))
             throttle.clear_source(account, _source())
             _start_session(user, remember=form.remember.data)
             flash(_("You are signed in."), "success")
-            return _remember_browser(redirect(_safe_next(request.args.get("next"))), account)
+            return _remember_browser(redirect(_safe_next(request.args.get("next"), user)), account)
     return render_template("auth/login.html", form=form)
 
 

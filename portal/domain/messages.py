@@ -33,6 +33,10 @@ FIELD_LABELS: Mapping[str, tuple[str, str]] = {
     "rate": ("税率", "tax rate"),
     "qr": ("二维码内容", "QR code text"),
     "moment": ("时间", "time"),
+    "kind": ("发票种类", "invoice kind"),
+    "buyer_tax_id": ("购买方纳税人识别号", "buyer taxpayer ID"),
+    "buyer_name": ("购买方名称", "buyer name"),
+    "seller_tax_id": ("销售方纳税人识别号", "seller taxpayer ID"),
 }
 
 

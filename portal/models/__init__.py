@@ -33,6 +33,7 @@ from .reconciliation import (
     RunKind,
     RunState,
 )
+from .registry_view import RegistrySnapshot
 from .types import UTCDateTime, utcnow
 from .user import STAFF_ROLES, ApiToken, Role, User, hash_api_token, new_session_token
 
@@ -59,6 +60,7 @@ __all__ = [
     "ReconciliationRun",
     "ReconciliationStaging",
     "ReferenceCounter",
+    "RegistrySnapshot",
     "RegistryState",
     "ReviewDecision",
     "Role",

@@ -191,6 +191,14 @@ def user_for_api_token(token: str) -> User | None:
     return row.user
 
 
+def user_by_id(user_id) -> User | None:
+    """Any account by its id (text or int), or None."""
+    from ..support.ids import parse_id
+
+    parsed = parse_id(user_id)
+    return db.session.get(User, parsed) if parsed else None
+
+
 def staff_users() -> list[User]:
     """Every non-customer account, by e-mail."""
     return db.session.scalars(

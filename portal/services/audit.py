@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from flask import g, has_request_context, request
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from ..extensions import db
 from ..models import AuditEvent, utcnow
@@ -213,6 +213,36 @@ def _filtered(f: AuditFilter):
 def search(f: AuditFilter, limit: int = 200) -> list[AuditEvent]:
     """The newest matching events."""
     return db.session.scalars(_filtered(f).order_by(AuditEvent.id.desc()).limit(limit)).all()
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """One page of matching events, newest first; ``next_before`` is the id to continue from
+    (None on the last page); ``total`` counts every matching event."""
+
+    events: list[AuditEvent]
+    next_before: int | None
+    total: int
+
+
+def page(f: AuditFilter, before: int | None = None, size: int = 50) -> AuditPage:
+    """Matching events older than id ``before`` (keyset paging: every event exactly once,
+    however many arrive meanwhile), newest first."""
+    query = _filtered(f)
+    if before is not None:
+        query = query.where(AuditEvent.id < before)
+    rows = db.session.scalars(query.order_by(AuditEvent.id.desc()).limit(size + 1)).all()
+    more = len(rows) > size
+    rows = rows[:size]
+    total = db.session.scalar(select(func.count()).select_from(_filtered(f).subquery()))
+    return AuditPage(rows, rows[-1].id if more and rows else None, total)
+
+
+def actions() -> list[str]:
+    """Every action name that occurs (the filter's choices)."""
+    return list(
+        db.session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action))
+    )
 
 
 def export_csv(f: AuditFilter, max_rows: int = 100_000):

@@ -23,6 +23,7 @@ from ..models import (
     utcnow,
 )
 from ..queue import try_redis
+from . import dead_letters
 from .registry_link import breaker
 from .review import sla_status
 
@@ -101,7 +102,8 @@ def build(now: datetime | None = None, weeks: int = 8) -> Dashboard:
         "backlog": states.get(SubmissionState.QUEUED, 0)
         + states.get(SubmissionState.RETRY_SCHEDULED, 0)
         + states.get(SubmissionState.IN_FLIGHT, 0),
-        "dead": states.get(SubmissionState.DEAD, 0),
+        "dead": dead_letters.open_count(),
+        "dead_waiting": dead_letters.open_count(waiting_only=True),
         "breaker": _breaker_state(),
     }
     causes: dict[str, int] = defaultdict(int)
@@ -152,3 +154,83 @@ def bars(values: list[tuple[str, float]], width: int = 320, bar_height: int = 22
         "width": width,
         "bar_height": bar_height,
     }
+
+
+@dataclass
+class Trends:
+    """The dashboard over time: one row per period, oldest first.
+
+    ``cases``: (day, opened, resolved) for 14 days; ``registry_hours`` and ``registry_days``:
+    (period, attempts, success share or None, average latency ms or None) for 24 h and 7 days;
+    ``lookups``: (day, total, {cause: n}) for 14 days. Days and hours are Beijing time.
+    """
+
+    cases: list[tuple[str, int, int]] = field(default_factory=list)
+    registry_hours: list[tuple[str, int, float | None, float | None]] = field(default_factory=list)
+    registry_days: list[tuple[str, int, float | None, float | None]] = field(default_factory=list)
+    lookups: list[tuple[str, int, dict[str, int]]] = field(default_factory=list)
+
+
+def _local(moment: datetime) -> datetime:
+    from ..domain.shanghai_time import SHANGHAI
+
+    return moment.astimezone(SHANGHAI)
+
+
+def trends(now: datetime | None = None, days: int = 14) -> Trends:
+    """Cases opened and resolved per day, registry success and latency per hour and per day,
+    lookup outcomes per day. Periods come from the rows' times, bucketed in Beijing time
+    (the same on SQLite and PostgreSQL); only the columns needed are read."""
+    now = now or utcnow()
+    t = Trends()
+    since = now - timedelta(days=days)
+    day_keys = [
+        (_local(now) - timedelta(days=i)).strftime("%m-%d") for i in range(days - 1, -1, -1)
+    ]
+    opened = dict.fromkeys(day_keys, 0)
+    resolved = dict.fromkeys(day_keys, 0)
+    for (moment,) in db.session.execute(select(Case.created_at).where(Case.created_at >= since)):
+        key = _local(moment).strftime("%m-%d")
+        if key in opened:
+            opened[key] += 1
+    for (moment,) in db.session.execute(
+        select(Case.resolved_at).where(Case.resolved_at >= since, Case.state == CaseState.RESOLVED)
+    ):
+        key = _local(moment).strftime("%m-%d")
+        if key in resolved:
+            resolved[key] += 1
+    t.cases = [(k, opened[k], resolved[k]) for k in day_keys]
+
+    def registry(period_keys, fmt, start):
+        buckets = {k: [0, 0, 0] for k in period_keys}  # attempts, successes, total ms
+        for moment, outcome, ms in db.session.execute(
+            select(
+                SubmissionAttempt.started_at,
+                SubmissionAttempt.outcome,
+                SubmissionAttempt.duration_ms,
+            ).where(SubmissionAttempt.started_at >= start)
+        ):
+            bucket = buckets.get(_local(moment).strftime(fmt))
+            if bucket is not None:
+                bucket[0] += 1
+                bucket[1] += outcome == "success"
+                bucket[2] += ms or 0
+        return [
+            (k, n, (ok / n) if n else None, round(ms / n, 1) if n else None)
+            for k, (n, ok, ms) in buckets.items()
+        ]
+
+    hours = [(_local(now) - timedelta(hours=i)).strftime("%H:00") for i in range(23, -1, -1)]
+    t.registry_hours = registry(hours, "%H:00", now - timedelta(hours=24))
+    week = [(_local(now) - timedelta(days=i)).strftime("%m-%d") for i in range(6, -1, -1)]
+    t.registry_days = registry(week, "%m-%d", now - timedelta(days=7))
+
+    lookups: dict[str, dict[str, int]] = {k: defaultdict(int) for k in day_keys}
+    for moment, finding in db.session.execute(
+        select(LookupEvent.created_at, LookupEvent.finding).where(LookupEvent.created_at >= since)
+    ):
+        bucket = lookups.get(_local(moment).strftime("%m-%d"))
+        if bucket is not None:
+            bucket[CAUSES.get(finding, "unknown")] += 1
+    t.lookups = [(k, sum(v.values()), dict(v)) for k, v in lookups.items()]
+    return t

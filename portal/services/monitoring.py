@@ -122,9 +122,10 @@ def check_workers(now: datetime) -> CheckResult:
 
 def check_dead_letters(now: datetime) -> CheckResult:
     """Dead letters waiting for staff (one alert while any are left)."""
-    dead = db.session.scalar(
-        select(func.count()).select_from(Submission).where(Submission.state == SubmissionState.DEAD)
-    )
+    from . import dead_letters
+
+    # Open ones only: a dead letter retried successfully (or being retried) needs nobody.
+    dead = dead_letters.open_count(waiting_only=True)
     return CheckResult("dead_letters", dead == 0, f"{dead} dead letter(s) need staff")
 
 

@@ -47,6 +47,13 @@ from .errors import ServiceError
 from .evidence import source_label
 
 REVIEWABLE = (CaseState.AWAITING_REVIEW, CaseState.IN_REVIEW)
+# The states the queue can be filtered by.
+QUEUE_STATES = (
+    CaseState.AWAITING_REVIEW,
+    CaseState.IN_REVIEW,
+    CaseState.INFO_REQUESTED,
+    CaseState.APPROVED,
+)
 REJECT_REASONS = {
     "not_our_invoice": _l("The invoice was not issued by us"),
     "not_beijing": _l("The invoice is not a Beijing invoice"),
@@ -685,7 +692,7 @@ def duplicates(case: Case) -> list[Duplicate]:
     found: list[Duplicate] = []
     if case.claimed_key:
         invoice = db.session.scalar(select(Invoice).where(Invoice.key == case.claimed_key))
-        if invoice is not None:
+        if invoice is not None and invoice.id != case.invoice_id:
             kind = "registered" if invoice.registry_state == RegistryState.REGISTERED else "ledger"
             found.append(Duplicate(kind, invoice.key, invoice.registry_state))
         for other in db.session.scalars(
@@ -711,70 +718,46 @@ def duplicates(case: Case) -> list[Duplicate]:
     return found
 
 
+def bulk(action: str, references: list[str], actor: User, reviewer_id=None) -> int:
+    """Apply one queue action to the chosen cases: ``claim``, ``release``, ``assign`` (to
+    ``reviewer_id``) or ``auto_assign``. A case that cannot take it (claimed by someone else
+    meanwhile) is skipped. Returns how many cases changed; raises ServiceError for an unknown
+    action or reviewer."""
+    chosen = [c for c in (case_by_reference(r) for r in references) if c is not None]
+    if not chosen:
+        raise ServiceError(_l("Tick the cases first."), field="case")
+    if action == "auto_assign":
+        return auto_assign(chosen, actor)
+    if action == "assign":
+        reviewer = staff_member(reviewer_id)
+        if reviewer is None:
+            raise ServiceError(_l("Choose a reviewer."), field="reviewer_id")
+        for case in chosen:
+            assign(case, actor, reviewer)
+        return len(chosen)
+    steps = {"claim": claim, "release": release}
+    if action not in steps:
+        raise ServiceError(_l("Choose an action."), field="action")
+    done = 0
+    for case in chosen:
+        try:
+            steps[action](case, actor)
+        except ServiceError:
+            continue
+        done += 1
+    return done
+
+
+def staff_member(user_id) -> User | None:
+    """An active staff account by id (text or int), or None."""
+    parsed = parse_id(user_id)
+    user = db.session.get(User, parsed) if parsed else None
+    return user if user is not None and user.is_staff else None
+
+
 def case_by_reference(reference: str) -> Case | None:
     """Any case by its reference (staff see all)."""
     return db.session.scalar(select(Case).where(Case.reference == reference))
-
-
-COMPARE_FIELDS = (
-    "code",
-    "number",
-    "issue_date",
-    "amount",
-    "tax",
-    "total",
-    "check_code",
-    "buyer_tax_id",
-    "buyer_name",
-    "seller_tax_id",
-)
-
-
-@dataclass(frozen=True)
-class ComparisonRow:
-    """One field as typed, as read from the evidence, as confirmed, in the ledger, at the
-    registry; ``differs`` when the known values disagree."""
-
-    field: str
-    typed: str
-    extracted: str
-    extracted_source: str
-    confirmed: str
-    ledger: str
-    registry: str
-
-    @property
-    def differs(self) -> bool:
-        values = {
-            v for v in (self.typed, self.extracted, self.confirmed, self.ledger, self.registry) if v
-        }
-        if self.field == "check_code" and any(len(v) == 6 for v in values):
-            # Customers type the last 6 digits; those agree with a full code ending in them.
-            values = {v[-6:] for v in values}
-        return len(values) > 1
-
-
-def _norm(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    text = str(value).strip()
-    try:
-        return f"{Decimal(text):.2f}" if "." in text else text
-    except ArithmeticError:
-        return text
-
-
-def registry_record(key: str) -> dict | str | None:
-    """The registry's own record of ``key``: a dict, None if it has none, or "unavailable"."""
-    from ..registry.client import RegistryError
-    from .registry_link import client
-
-    try:
-        return client().get_invoice(key)
-    except RegistryError:
-        return "unavailable"
 
 
 def extracted_fields(case: Case) -> dict[str, tuple[str, str]]:
@@ -788,46 +771,6 @@ def extracted_fields(case: Case) -> dict[str, tuple[str, str]]:
                 label = source_label(str(item.get("source", "")), item.get("where"), confidence)
                 best[name] = (str(value), label, confidence)
     return {k: (v, label) for k, (v, label, _c) in best.items()}
-
-
-def comparison(case: Case, registry: dict | str | None) -> list[ComparisonRow]:
-    """Every field side by side, for the review page."""
-    typed = {
-        "code": case.claimed_code,
-        "number": case.claimed_number,
-        "issue_date": case.claimed_issue_date,
-        "amount": case.claimed_amount,
-        "total": case.claimed_total,
-        "check_code": case.claimed_check_code,
-        "buyer_tax_id": case.claimed_buyer_tax_id,
-    }
-    invoice = db.session.scalar(select(Invoice).where(Invoice.key == case.claimed_key))
-    extracted = extracted_fields(case)
-    confirmed = case.confirmed_fields or {}
-    reg = registry if isinstance(registry, dict) else {}
-    rows = []
-    for name in COMPARE_FIELDS:
-        value, source = extracted.get(name, ("", ""))
-        rows.append(
-            ComparisonRow(
-                field=name,
-                typed=_norm(typed.get(name)),
-                extracted=_norm(value),
-                extracted_source=source,
-                confirmed=_norm(confirmed.get(name)),
-                ledger=_norm(getattr(invoice, name, None)) if invoice else "",
-                registry=_norm(reg.get(name)),
-            )
-        )
-    return rows
-
-
-def prefill_fields(case: Case) -> dict[str, str]:
-    """What the approval form starts with: confirmed, else extracted, else typed, else ledger."""
-    rows = comparison(case, None)
-    values = {r.field: r.confirmed or r.extracted or r.typed or r.ledger for r in rows}
-    values["seller_tax_id"] = values["seller_tax_id"] or current_app.config["SELLER_TAX_ID"]
-    return values
 
 
 def set_priority(case: Case, staff: User, priority: str) -> None:

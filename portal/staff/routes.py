@@ -18,23 +18,25 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 from wtforms import SelectChoice
 
-from ..customer import presenters
-from ..domain import InvoiceRuleError, parse_money
-from ..extensions import db
-from ..models import Case, Invoice, Role, User, utcnow
+from ..domain import InvoiceRuleError
+from ..models import Case, Role, utcnow
 from ..services import (
     accounts,
     audit,
     buyers,
     cases,
     dashboard,
+    dead_letters,
+    evidence_pages,
+    findings,
     intake,
     monitoring,
     notify,
     outbox,
+    reconcile,
+    registry_view,
     review,
     search,
 )
@@ -43,21 +45,26 @@ from ..support.ids import parse_id
 from ..web.formerrors import attach_error
 from ..web.forms import PortalForm
 from ..web.uploads import add_evidence_file
-from . import bp
+from . import audit_presenters, bp, presenters
 from .access import staff_required
 from .forms import (
     ApproveForm,
     AssignForm,
+    BulkForm,
     ConfirmApprovalForm,
     DecisionForm,
+    ExplainFindingForm,
     InviteForm,
     MergeForm,
     OfflineCaseForm,
+    PriorityForm,
+    QueueFilterForm,
     RejectForm,
     TextForm,
     UserActionForm,
     UserForm,
 )
+from .presenters import staff_word
 
 
 def _case_or_404(reference: str) -> Case:
@@ -74,79 +81,73 @@ def _back(case: Case):
 @bp.route("/")
 @staff_required()
 def queue():
-    args = request.args
-    money = {}
-    for name in ("amount_min", "amount_max"):
-        try:
-            money[name] = parse_money(args.get(name), field=name) if args.get(name) else None
-        except InvoiceRuleError as error:
-            flash(error.message(), "error")
-            money[name] = None
-    f = review.QueueFilter(
-        state=args.get("state") or None,
-        channel=args.get("channel") or None,
-        # Bounded: a week of years would overflow the date arithmetic.
-        older_than_hours=min(max(args.get("older_than_hours", type=int) or 0, 0), 24 * 3650)
-        or None,
-        assignee=args.get("assignee"),
-        region=args.get("region") or None,
-        **money,
-    )
+    form = QueueFilterForm(request.args)
+    _filter_choices(form)
+    form.validate()
     return render_template(
         "staff/queue.html",
-        cases=review.queue(f, current_user),
+        cases=review.queue(form.queue_filter(), current_user),
         counts=review.counts_by_state(),
         reviewers=review.reviewers(),
         sla_status=review.sla_status,
         now=utcnow(),
-        args=args,
+        form=form,
+        filtered=any(request.args.get(n) for n in form.data if n != "csrf_token"),
     )
+
+
+def _filter_choices(form: QueueFilterForm) -> None:
+    form.state.choices = [SelectChoice("", _("Waiting or in review"))] + [
+        SelectChoice(s, staff_word("state", s)) for s in review.QUEUE_STATES
+    ]
+    form.channel.choices = [SelectChoice("", _("All"))] + [
+        SelectChoice(c, staff_word("channel", c)) for c in ("web", "counter", "phone", "email")
+    ]
+    form.assignee.choices = [
+        SelectChoice("", _("Anyone")),
+        SelectChoice("me", _("Me")),
+        SelectChoice("none", _("Nobody")),
+    ] + [SelectChoice(str(u.id), u.email) for u in review.reviewers()]
 
 
 @bp.route("/queue/bulk", methods=["POST"])
 @staff_required()
 def queue_bulk():
-    # CSRFProtect has already checked the token of every POST.
-    chosen = [review.case_by_reference(r) for r in request.form.getlist("case")]
-    chosen = [c for c in chosen if c is not None]
-    action = request.form.get("action")
-    done = 0
-    try:
-        if action == "claim":
-            for case in chosen:
-                try:
-                    review.claim(case, current_user)
-                    done += 1
-                except ServiceError:
-                    continue
-        elif action == "auto_assign":
-            done = review.auto_assign(chosen, current_user)
-        elif action and action.startswith("assign:"):
-            reviewer_id = parse_id(action.split(":", 1)[1])
-            reviewer = db.session.get(User, reviewer_id) if reviewer_id else None
-            if reviewer is None:
-                raise ServiceError(_("Choose a reviewer."))
-            for case in chosen:
-                review.assign(case, current_user, reviewer)
-                done += 1
-        elif action == "release":
-            for case in chosen:
-                review.release(case, current_user)
-                done += 1
+    form = BulkForm()
+    if form.validate_on_submit():
+        action, _sep, reviewer_id = form.action.data.partition(":")
+        try:
+            done = review.bulk(action, request.form.getlist("case"), current_user, reviewer_id)
+        except ServiceError as error:
+            flash(error.message, "error")
         else:
-            abort(400)
-    except (ServiceError, ValueError) as error:
-        flash(getattr(error, "message", str(error)), "error")
-    flash(_("%(n)d case(s) updated.", n=done), "success")
+            flash(_("%(n)d case(s) updated.", n=done), "success")
+    else:
+        flash(_("Choose an action."), "error")
     return redirect(url_for("staff.queue"))
 
 
-@bp.route("/cases/<reference>")
-@staff_required()
-def case_review(reference: str):
-    case = _case_or_404(reference)
-    registry = review.registry_record(case.claimed_key) if case.claimed_key else None
-    approve_form = ApproveForm(formdata=None, data=review.prefill_fields(case))
+# ------------------------------------------------------------------------ the review page
+
+
+def _render_case(case: Case, status: int = 200, **given):
+    """The review page; ``given`` forms (with their errors and what was typed) replace the
+    fresh ones, so a refused decision is shown beside its fields with the input kept."""
+    kinds = presenters.kind_choices()
+    forms = {
+        "approve_form": ApproveForm(
+            formdata=None, data=presenters.prefill_fields(case), kinds=kinds
+        ),
+        "reject_form": RejectForm(formdata=None),
+        "text_form": TextForm(formdata=None),
+        "reply_form": TextForm(formdata=None, prefix="reply"),
+        "merge_form": MergeForm(formdata=None),
+        "assign_form": AssignForm(formdata=None),
+        **given,
+    }
+    forms["assign_form"].reviewer_id.choices = [
+        SelectChoice(str(u.id), u.email) for u in review.reviewers()
+    ]
     pending = review.pending_second_approval(case)
     confirm_form = (
         ConfirmApprovalForm(
@@ -156,27 +157,30 @@ def case_review(reference: str):
         if pending is not None
         else None
     )
-    assign_form = AssignForm(formdata=None)
-    assign_form.reviewer_id.choices = [SelectChoice(str(u.id), u.email) for u in review.reviewers()]
-    return render_template(
+    registry = registry_view.for_key(case.claimed_key) if case.claimed_key else None
+    page = render_template(
         "staff/case.html",
         case=case,
-        rows=review.comparison(case, registry),
+        rows=presenters.comparison(case, registry.record if registry else None),
         registry=registry,
+        approval_fields=presenters.approval_fields(case),
         duplicates=review.duplicates(case),
         pending=pending,
         confirm_form=confirm_form,
         four_eyes_reasons=review.FOUR_EYES_REASONS,
         mine=case.assignee_id == current_user.id and case.state == "in_review",
-        approve_form=approve_form,
-        reject_form=RejectForm(formdata=None),
-        text_form=TextForm(formdata=None),
-        merge_form=MergeForm(formdata=None),
-        assign_form=assign_form,
         sla=review.sla_status(case, utcnow()),
         review_limit=review.four_eyes_amount(),
         next_case=_next_case(case),
+        **forms,
     )
+    return page, status
+
+
+@bp.route("/cases/<reference>")
+@staff_required()
+def case_review(reference: str):
+    return _render_case(_case_or_404(reference))
 
 
 def _next_case(case: Case) -> Case | None:
@@ -198,61 +202,254 @@ def case_evidence(reference: str):
     return _back(case)
 
 
-@bp.route("/cases/<reference>/<action>", methods=["POST"])
-@staff_required()
-def case_action(reference: str, action: str):
-    case = _case_or_404(reference)
-    try:
-        if action == "claim":
-            review.claim(case, current_user)
-        elif action == "release":
-            review.release(case, current_user)
-        elif action == "assign":
-            reviewer_id = parse_id(request.form.get("reviewer_id"))
-            reviewer = db.session.get(User, reviewer_id) if reviewer_id else None
-            if reviewer is None:
-                raise ServiceError(_("Choose a reviewer."))
-            review.assign(case, current_user, reviewer)
-        elif action == "approve":
-            form = ApproveForm()
-            fields = {name: form[name].data for name in intake.CSV_HEADER}
-            decision = review.approve(
-                case, current_user, fields, other_invoice=bool(form.other_invoice.data)
-            )
-            if decision.awaiting_second:
-                flash(_("A second supervisor must confirm this approval."), "warning")
-                return _back(case)
-        elif action == "confirm":
-            form = ConfirmApprovalForm()
-            review.confirm(
-                case, current_user, parse_id(form.decision_id.data), form.digest.data or ""
-            )
-        elif action == "withdraw_approval":
-            review.withdraw_pending(case, current_user)
-        elif action == "reject":
-            form = RejectForm()
-            review.reject(case, current_user, form.reason_code.data or "", form.text.data or "")
-        elif action == "request_info":
-            review.request_info(case, current_user, request.form.get("text", ""))
-        elif action == "reply":
-            review.reply(case, current_user, request.form.get("text", ""))
-        elif action == "merge":
-            review.merge(case, current_user, request.form.get("into", ""))
-        elif action == "close_registered":
-            review.close_registered(case, current_user)
-        elif action == "priority":
-            review.set_priority(case, current_user, request.form.get("priority", ""))
-        else:
-            abort(404)
-    except intake.IntakeErrors as error:
-        for name, (_code, message) in error.errors.items():
-            flash(f"{name}: {message}", "error")
+def _simple(case: Case, act, done: str):
+    """A decision that takes no input but the CSRF token: do it, say what happened."""
+    if not PortalForm().validate_on_submit():
+        flash(_("The form expired; please try again."), "error")
         return _back(case)
+    try:
+        act()
     except ServiceError as error:
         flash(error.message, "error")
-        return _back(case)
-    flash(_("Done."), "success")
+    else:
+        flash(done, "success")
     return _back(case)
+
+
+def _with_form(case: Case, name: str, form, act, done: str, fallback: str):
+    """A decision with fields: validate, act; a refusal goes beside its field, input kept."""
+    if form.validate_on_submit():
+        try:
+            act(form)
+        except intake.IntakeErrors as error:
+            for field_name, (_code, message) in error.errors.items():
+                target = form[field_name] if field_name in form else form[fallback]
+                target.errors = [*target.errors, message]
+        except ServiceError as error:
+            if error.field is None:
+                # About the case, not a field (taken meanwhile, an approval pending): the
+                # decision box may not even be on the page now, so it is said on top.
+                flash(error.message, "error")
+                return _back(case)
+            attach_error(form, error, fallback)
+        else:
+            if done:
+                flash(done, "success")
+            return _back(case)
+    return _render_case(case, 422, **{name: form})
+
+
+@bp.route("/evidence/<int:upload_id>/page/<int:number>.png")
+@staff_required()
+def evidence_page(upload_id: int, number: int):
+    """Page ``number`` of a PDF upload, for the viewer's next-page button."""
+    upload = evidence_pages.upload_by_id(upload_id)
+    png = evidence_pages.page_png(upload, number) if upload is not None else None
+    if png is None:
+        abort(404)
+    response = Response(png, mimetype="image/png")
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.route("/cases/<reference>/claim", methods=["POST"])
+@staff_required()
+def case_claim(reference: str):
+    case = _case_or_404(reference)
+    return _simple(
+        case,
+        lambda: review.claim(case, current_user),
+        _("You claimed %(ref)s; it is yours to decide.", ref=case.reference),
+    )
+
+
+@bp.route("/cases/<reference>/release", methods=["POST"])
+@staff_required()
+def case_release(reference: str):
+    case = _case_or_404(reference)
+    return _simple(
+        case,
+        lambda: review.release(case, current_user),
+        _("%(ref)s is back in the queue.", ref=case.reference),
+    )
+
+
+@bp.route("/cases/<reference>/withdraw_approval", methods=["POST"])
+@staff_required()
+def case_withdraw_approval(reference: str):
+    case = _case_or_404(reference)
+    return _simple(
+        case,
+        lambda: review.withdraw_pending(case, current_user),
+        _(
+            "The approval of %(ref)s waiting for a second supervisor was withdrawn.",
+            ref=case.reference,
+        ),
+    )
+
+
+@bp.route("/cases/<reference>/close_registered", methods=["POST"])
+@staff_required()
+def case_close_registered(reference: str):
+    case = _case_or_404(reference)
+    return _simple(
+        case,
+        lambda: review.close_registered(case, current_user),
+        _("%(ref)s closed: the invoice is registered already.", ref=case.reference),
+    )
+
+
+@bp.route("/cases/<reference>/priority", methods=["POST"])
+@staff_required()
+def case_priority(reference: str):
+    case = _case_or_404(reference)
+    form = PriorityForm()
+    if not form.validate_on_submit():
+        flash(_("Unknown priority."), "error")
+        return _back(case)
+    return _simple(
+        case,
+        lambda: review.set_priority(case, current_user, form.priority.data),
+        _("%(ref)s is urgent now.", ref=case.reference)
+        if form.priority.data == "urgent"
+        else _("%(ref)s is back to normal priority.", ref=case.reference),
+    )
+
+
+@bp.route("/cases/<reference>/assign", methods=["POST"])
+@staff_required()
+def case_assign(reference: str):
+    case = _case_or_404(reference)
+    form = AssignForm()
+    form.reviewer_id.choices = [SelectChoice(str(u.id), u.email) for u in review.reviewers()]
+
+    def act(f):
+        reviewer = review.staff_member(f.reviewer_id.data)
+        if reviewer is None:
+            raise ServiceError(_("Choose a reviewer."), field="reviewer_id")
+        review.assign(case, current_user, reviewer)
+
+    return _with_form(
+        case, "assign_form", form, act, _("%(ref)s assigned.", ref=case.reference), "reviewer_id"
+    )
+
+
+@bp.route("/cases/<reference>/approve", methods=["POST"])
+@staff_required()
+def case_approve(reference: str):
+    case = _case_or_404(reference)
+    form = ApproveForm(kinds=presenters.kind_choices())
+
+    def act(f):
+        decision = review.approve(
+            case, current_user, f.invoice_fields(), other_invoice=bool(f.other_invoice.data)
+        )
+        if decision.awaiting_second:
+            flash(
+                _(
+                    "Approval of %(ref)s saved; a second supervisor must confirm it.",
+                    ref=case.reference,
+                ),
+                "warning",
+            )
+        else:
+            flash(_("Re-entry of %(ref)s approved.", ref=case.reference), "success")
+
+    return _with_form(case, "approve_form", form, act, "", "number")
+
+
+@bp.route("/cases/<reference>/confirm", methods=["POST"])
+@staff_required()
+def case_confirm(reference: str):
+    case = _case_or_404(reference)
+    form = ConfirmApprovalForm()
+    if not form.validate_on_submit():
+        flash(_("Nothing is waiting for a second approval."), "error")
+        return _back(case)
+    return _simple(
+        case,
+        lambda: review.confirm(
+            case, current_user, parse_id(form.decision_id.data), form.digest.data or ""
+        ),
+        _("Second approval given: re-entry of %(ref)s approved.", ref=case.reference),
+    )
+
+
+@bp.route("/cases/<reference>/reject", methods=["POST"])
+@staff_required()
+def case_reject(reference: str):
+    case = _case_or_404(reference)
+    return _with_form(
+        case,
+        "reject_form",
+        RejectForm(),
+        lambda f: review.reject(case, current_user, f.reason_code.data, f.text.data or ""),
+        _("%(ref)s rejected; the customer is told why.", ref=case.reference),
+        "reason_code",
+    )
+
+
+@bp.route("/cases/<reference>/request_info", methods=["POST"])
+@staff_required()
+def case_request_info(reference: str):
+    case = _case_or_404(reference)
+    return _with_form(
+        case,
+        "text_form",
+        TextForm(),
+        lambda f: review.request_info(case, current_user, f.text.data),
+        _("The customer of %(ref)s was asked for more information.", ref=case.reference),
+        "text",
+    )
+
+
+@bp.route("/cases/<reference>/reply", methods=["POST"])
+@staff_required()
+def case_reply(reference: str):
+    case = _case_or_404(reference)
+    return _with_form(
+        case,
+        "reply_form",
+        TextForm(prefix="reply"),
+        lambda f: review.reply(case, current_user, f.text.data),
+        _("Message sent to the customer of %(ref)s.", ref=case.reference),
+        "text",
+    )
+
+
+@bp.route("/cases/<reference>/merge", methods=["POST"])
+@staff_required()
+def case_merge(reference: str):
+    case = _case_or_404(reference)
+    return _with_form(
+        case,
+        "merge_form",
+        MergeForm(),
+        lambda f: review.merge(case, current_user, f.into.data),
+        _("%(ref)s merged into the other report.", ref=case.reference),
+        "into",
+    )
+
+
+@bp.route("/cases/<reference>/registry-refresh", methods=["POST"])
+@staff_required()
+def case_registry_refresh(reference: str):
+    case = _case_or_404(reference)
+    return _simple(
+        case,
+        lambda: registry_view.request_refresh(case.claimed_key, current_user),
+        _("The registry is being asked again; this page shows its answer when it comes."),
+    )
+
+
+@bp.route("/cases/<reference>/registry.json")
+@staff_required()
+def case_registry_state(reference: str):
+    """What the page polls while a refresh is on its way: stored state only."""
+    case = _case_or_404(reference)
+    view = registry_view.for_key(case.claimed_key) if case.claimed_key else None
+    return {"refreshing": bool(view and view.refreshing), "as_of": view.as_of_iso if view else None}
 
 
 @bp.route("/cases/new", methods=["GET", "POST"])
@@ -281,10 +478,13 @@ def offline_case():
     return render_template("staff/offline_case.html", form=form)
 
 
-@bp.route("/dead-letters", methods=["GET", "POST"])
+@bp.route("/dead-letters", methods=["GET", "POST"], endpoint="dead_letters")
 @staff_required()
-def dead_letters():
+def dead_letters_view():
     if request.method == "POST":
+        if not PortalForm().validate_on_submit():
+            flash(_("The form expired; please try again."), "error")
+            return redirect(url_for("staff.dead_letters"))
         try:
             if request.form.get("all"):
                 n = outbox.retry_dead_matching(
@@ -292,24 +492,91 @@ def dead_letters():
                 )
             else:
                 ids = [parse_id(i) for i in request.form.getlist("submission")]
-                if None in ids:
-                    raise ServiceError(_("Tick the dead letters to retry."))
-                if not ids:
-                    raise ServiceError(_("Tick the dead letters to retry."))
+                if not ids or None in ids:
+                    raise ServiceError(_("Tick the invoices to submit again."))
                 n = len(outbox.retry_dead(ids, actor=current_user))
-        except (ServiceError, ValueError) as error:
-            flash(getattr(error, "message", str(error)), "error")
+        except (ServiceError, ValueError):
+            flash(_("Some of those were already submitted again; the list is up to date."), "error")
         else:
-            flash(_("%(n)d dead letter(s) queued again.", n=n), "success")
+            flash(
+                _("%(n)d invoice(s) submitted to the registry again.", n=n),
+                "success",
+            )
         return redirect(url_for("staff.dead_letters"))
     kind = request.args.get("error_kind") or None
-    return render_template("staff/dead_letters.html", rows=outbox.dead_letters(kind), kind=kind)
+    return render_template(
+        "staff/dead_letters.html",
+        rows=dead_letters.open_letters(kind),
+        kinds=dead_letters.error_kinds(),
+        kind=kind,
+    )
+
+
+@bp.route("/findings")
+@staff_required()
+def findings_view():
+    kind = request.args.get("kind") or None
+    resolved = request.args.get("resolved") == "1"
+    return render_template(
+        "staff/findings.html",
+        views=findings.listing(kind if kind in presenters.FINDINGS else None, resolved),
+        kind=kind,
+        resolved=resolved,
+        counts=reconcile.open_finding_counts(),
+        explain_form=ExplainFindingForm(formdata=None),
+    )
+
+
+def _finding_done(act, done: str):
+    if not PortalForm().validate_on_submit():
+        flash(_("The form expired; please try again."), "error")
+    else:
+        try:
+            result = act()
+        except ServiceError as error:
+            flash(error.message, "error")
+        else:
+            flash(done if result is None else done % {"ref": result.reference}, "success")
+            if result is not None:
+                return redirect(url_for("staff.case_review", reference=result.reference))
+    return redirect(url_for("staff.findings_view"))
+
+
+@bp.route("/findings/<int:finding_id>/resubmit", methods=["POST"])
+@staff_required()
+def finding_resubmit(finding_id: int):
+    return _finding_done(
+        lambda: findings.resubmit(finding_id, current_user),
+        _("The invoice was submitted to the registry again; the finding is resolved."),
+    )
+
+
+@bp.route("/findings/<int:finding_id>/reenter", methods=["POST"])
+@staff_required()
+def finding_reenter(finding_id: int):
+    return _finding_done(
+        lambda: findings.reenter(finding_id, current_user),
+        _("Correction case %(ref)s opened; its approval needs a second supervisor."),
+    )
+
+
+@bp.route("/findings/<int:finding_id>/explain", methods=["POST"])
+@staff_required()
+def finding_explain(finding_id: int):
+    form = ExplainFindingForm()
+    if not form.validate_on_submit():
+        flash(_("Say why nothing needs doing."), "error")
+        return redirect(url_for("staff.findings_view"))
+    return _finding_done(
+        lambda: findings.explain(finding_id, current_user, form.note.data),
+        _("The finding is marked as explained."),
+    )
 
 
 @bp.route("/invoices/<key>")
 @staff_required()
 def invoice(key: str):
-    found = db.session.scalar(select(Invoice).where(Invoice.key == key))
+    found = intake.invoice_by_key(key)
     if found is None:
         abort(404)
     return render_template("staff/invoice.html", invoice=found, status=outbox.status_for(found))
@@ -351,7 +618,7 @@ def users():
 @bp.route("/users/<int:user_id>", methods=["POST"])
 @staff_required(Role.ADMIN)
 def user_update(user_id: int):
-    user = db.session.get(User, user_id) if parse_id(user_id) else None
+    user = accounts.user_by_id(user_id)
     if user is None:
         abort(404)
     form = UserActionForm()
@@ -372,7 +639,7 @@ def user_update(user_id: int):
 def user_totp_reset(user_id: int):
     """An admin clears another user's authenticator (audited); they set up a new one at their
     next sign-in."""
-    user = db.session.get(User, user_id) if parse_id(user_id) else None
+    user = accounts.user_by_id(user_id)
     if user is None:
         abort(404)
     if PortalForm().validate_on_submit():
@@ -415,8 +682,16 @@ def _audit_filter() -> audit.AuditFilter:
 @bp.route("/audit")
 @staff_required(Role.SUPERVISOR)
 def audit_log():
+    found = audit.page(_audit_filter(), before=parse_id(request.args.get("before")))
     return render_template(
-        "staff/audit.html", events=audit.search(_audit_filter()), args=request.args
+        "staff/audit.html",
+        found=found,
+        actions=audit.actions(),
+        args=request.args,
+        filters={k: v for k, v in request.args.items() if k != "before" and v},
+        action_label=audit_presenters.action_label,
+        object_label=audit_presenters.object_label,
+        changes=audit_presenters.changes,
     )
 
 
@@ -444,7 +719,12 @@ def dashboard_view():
         "causes": chart(d.causes, presenters.CAUSES),
     }
     return render_template(
-        "staff/dashboard.html", d=d, charts=charts, alerts=monitoring.open_alerts()
+        "staff/dashboard.html",
+        d=d,
+        charts=charts,
+        alerts=monitoring.open_alerts(),
+        open_findings=findings.open_count(),
+        t=presenters.trend_rows(dashboard.trends()),
     )
 
 

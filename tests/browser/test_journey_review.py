@@ -69,7 +69,7 @@ def test_photo_report_approved_registered_and_resolved(
     staff.locator("#approve input[name=total]").fill("50.10")
     staff.locator("#approve input[name=buyer_tax_id]").fill(SAMPLE.buyer_tax_id)
     staff.locator("#approve").get_by_role("button", name="批准补录").click()
-    assert staff.get_by_text("已完成").is_visible()
+    assert staff.get_by_text(f"已批准补录 {reference}").is_visible()
     assert staff.console_errors == []
 
     with sim_app.app_context():
