@@ -299,8 +299,12 @@ class BaseConfig:
     # X-RateLimit-* headers would cost two Redis reads on every limited request; a 429 carries
     # Retry-After (portal/web/errors.py) without them.
     RATELIMIT_HEADERS_ENABLED = False
-    # Keep the signed-out lookup form rendered once per language (portal/web/sharedpages.py).
-    SHARED_PAGE_CACHE = True
+    # Pages the same for every signed-out visitor, kept whole in each worker process
+    # (portal/web/pages.py); re-rendered at least every five minutes.
+    CACHE_TYPE = "SimpleCache"
+    CACHE_DEFAULT_TIMEOUT = 300
+    # Origins besides this host from which a browser may POST (portal/web/origin.py).
+    TRUSTED_ORIGINS: ClassVar[tuple] = ()
 
     @classmethod
     def rows(cls) -> tuple[Setting, ...]:
@@ -333,7 +337,8 @@ class DevelopmentConfig(BaseConfig):
     """`make run`: SQLite file, local Redis, the registry simulator."""
 
     ENV_NAME = "development"
-    SHARED_PAGE_CACHE = False  # templates are being edited: render every page afresh
+    CACHE_TYPE = "NullCache"  # templates are being edited: render every page afresh
+    CACHE_NO_NULL_WARNING = True
 
 
 class TestingConfig(BaseConfig):

@@ -10,7 +10,6 @@ from portal.domain import shanghai_date
 from portal.models import utcnow
 from portal.services import accounts
 from tests import factories
-from tests.conftest import csrf_token_from
 from tests.test_delivery import run_workers
 
 CHECK = "65431824771847114698"
@@ -21,8 +20,9 @@ def findings(response) -> list[str]:
 
 
 def look_up(client, **fields):
-    token = csrf_token_from(client.get("/lookup").get_data(as_text=True))
-    return client.post("/lookup", data={"csrf_token": token, **fields})
+    """As a browser does: the page, then the form (sessionless: no token to send)."""
+    client.get("/lookup")
+    return client.post("/lookup", data=fields)
 
 
 def e_ordinary(invoice, **override):
