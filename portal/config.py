@@ -277,7 +277,11 @@ class BaseConfig:
 
     ENV_NAME = "base"
     SETTINGS: ClassVar[tuple[Setting, ...]] = ()
-    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
+    # No pool_pre_ping: it cost a round trip to the database on every request. A connection the
+    # server dropped fails the one request that meets it, and SQLAlchemy then discards the
+    # whole pool (disconnect detection); pool_recycle retires connections before the idle
+    # timeouts of servers and firewalls (hours) can close them under us.
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_recycle": 1800}
 
     # Babel: Chinese first, English second; times shown in Beijing time.
     BABEL_DEFAULT_LOCALE = "zh_CN"

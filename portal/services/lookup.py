@@ -30,7 +30,7 @@ from ..extensions import db
 from ..models import Invoice, LookupEvent, Submission, SubmissionAttempt, utcnow
 from ..queue import redis_connection
 from .errors import ServiceError
-from .registry_link import breaker
+from .registry_link import CircuitBreaker
 
 MATCH_CODES = {FindingCode.REGISTERED, FindingCode.PENDING_REGISTRY}
 
@@ -120,12 +120,21 @@ def _limited(limit: int) -> LookupLimited:
     )
 
 
-def _failures_so_far(today: date, key: str, who: str) -> int:
+def _failures_and_health(today: date, key: str, who: str) -> tuple[int, str]:
+    """The requester's failures so far and the registry breaker's state, in one round trip.
+
+    Redis down: no failures (the per-IP limits still stand; do not refuse customers) and the
+    registry's health "unknown" (reading the breaker is itself the check: no separate PING).
+    """
     try:
-        return int(redis_connection().get(_failure_counter(today, key, who)) or 0)
-    except Exception:  # Redis down: the per-IP limits still stand; do not refuse customers
+        pipe = redis_connection().pipeline(transaction=False)
+        pipe.get(_failure_counter(today, key, who))
+        pipe.mget(*CircuitBreaker.STATUS_KEYS)
+        failures, breaker_values = pipe.execute()
+    except Exception:
         current_app.logger.warning("lookup counter unavailable", exc_info=True)
-        return 0
+        return 0, "unknown"
+    return int(failures or 0), CircuitBreaker.status_from(breaker_values).state
 
 
 def _count_failure(today: date, key: str, counters: list[str]) -> int:
@@ -217,7 +226,7 @@ def lookup(
         check_issue_date_range(query.issue_date, today)
     limit = current_app.config["LOOKUPS_PER_INVOICE_PER_DAY"]
     judged_by, counters = _requesters(user, source)
-    failures = _failures_so_far(today, key, judged_by)
+    failures, health = _failures_and_health(today, key, judged_by)
     if failures >= limit:
         raise _limited(limit)
     invoice = db.session.scalar(select(Invoice).where(Invoice.key == key))
@@ -232,7 +241,6 @@ def lookup(
         )
         history = _history(invoice)  # read once: registry state and timeline
         registry = _registry_state(invoice, history.submissions)
-    health = _registry_health()
     findings = domain_diagnose(
         query,
         today=today,
@@ -257,12 +265,3 @@ def lookup(
     )
     db.session.commit()
     return result
-
-
-def _registry_health() -> str:
-    """The breaker's state, or "unknown" when Redis does not answer (reading the breaker is
-    itself the check: no separate PING)."""
-    try:
-        return breaker().status().state
-    except Exception:
-        return "unknown"

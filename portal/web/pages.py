@@ -29,7 +29,7 @@ from functools import wraps
 from flask import current_app, request, session
 from flask_login import current_user
 
-from ..extensions import cache
+from ..extensions import cache, limiter
 from .i18n import select_locale
 
 
@@ -60,4 +60,13 @@ def shared_page(view):
         response.vary.add("Cookie")
         return response.make_conditional(request)
 
+    wrapper.shared_page = True
     return wrapper
+
+
+@limiter.request_filter
+def _shared_pages_are_not_rate_limited() -> bool:
+    """No limit is declared on a shared page: tell Flask-Limiter so (its public
+    ``request_filter``), rather than have it work that out from its registry on each visit."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    return getattr(view, "shared_page", False) and request.method in ("GET", "HEAD")
