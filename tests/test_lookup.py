@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from portal.domain import shanghai_date
@@ -214,4 +214,5 @@ def test_lookup_result_dates_in_the_past(sim_app, client):
         check_code_last6="123456",
     )
     assert findings(response) == ["unknown"]
-    assert date.fromisoformat(yesterday)
+    # The report link carries the date as typed, for the report form to prefill.
+    assert f"issue_date={yesterday}" in response.get_data(as_text=True)
