@@ -10,7 +10,7 @@ from portal.domain import shanghai_date
 from portal.models import utcnow
 from portal.services import accounts
 from tests import factories
-from tests.test_delivery import run_workers
+from tests.factories import run_workers
 
 CHECK = "65431824771847114698"
 

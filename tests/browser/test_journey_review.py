@@ -7,9 +7,8 @@ import re
 from dataclasses import replace
 
 from tests.browser.conftest import DESKTOP, PHONE, assert_fits, screenshot
+from tests.factories import EVIDENCE_SAMPLE, run_workers
 from tests.scans.corpus import encode, invoice_page
-from tests.test_delivery import run_workers
-from tests.test_evidence import SAMPLE as EVIDENCE_SAMPLE
 
 # The same invoice as the evidence tests, under a number of its own.
 SAMPLE = replace(EVIDENCE_SAMPLE, number="61142414")
