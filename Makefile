@@ -92,7 +92,8 @@ test-lowest: $(VENV)/.installed-dev $(MO)
 	$(LOWEST)/bin/pip install -q --no-deps -e . && \
 	grep -E '^(flask|flask-wtf|flask-limiter|rq|sqlalchemy|werkzeug|gunicorn|redis|pillow)==' \
 	  $$tmp/lowest.txt | tr '\n' ' ' && echo && rm -rf $$tmp
-	TEST_DATABASE_URL= $(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	TEST_DATABASE_URL= $(LOWEST)/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) \
+	  --dist loadgroup $(PYTEST_ARGS)
 
 # The test font (tests/fonts/): regenerate after the corpus draws a new character.
 test-font: $(VENV)/.installed-dev
