@@ -47,3 +47,31 @@ def test_a_lookup_reads_its_counter_and_the_registry_health_in_one_round_trip(cl
 
 def test_no_round_trip_to_the_database_before_each_request(app):
     assert not app.config["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_pre_ping")
+
+
+def test_the_api_answers_a_match_from_what_the_lookup_read(app, client, counted):
+    from portal.services import accounts
+    from tests import factories
+
+    with app.app_context():
+        invoice = factories.invoice()
+        user = accounts.create_user("app@example.com", "Gao-Shan-Liu-Shui-42", "customer")
+        token = accounts.issue_api_token(user, "mini-program")
+        db.session.commit()
+        fields = {
+            "code": invoice.code,
+            "number": invoice.number,
+            "issue_date": invoice.issue_date.isoformat(),
+            "check_code_last6": invoice.check_code[-6:],
+        }
+    counted["sql"].clear()
+    answer = client.post(
+        "/api/v1/lookup", json=fields, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["findings"][0]["code"] in ("registered", "pending_registry")
+    assert body["registry"]["state"] == "pending" and body["registry"]["attempts"] == 0
+    # The token and its user, the invoice, its history, the lookup row: the registry status
+    # comes from the rows read for the lookup, not from reading them again after its commit.
+    assert counted["sql"] == ["SELECT", "SELECT", "SELECT", "SELECT", "INSERT"]

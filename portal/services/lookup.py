@@ -29,7 +29,9 @@ from ..domain import diagnose as domain_diagnose
 from ..extensions import db
 from ..models import Invoice, LookupEvent, Submission, SubmissionAttempt, utcnow
 from ..queue import redis_connection
+from . import outbox
 from .errors import ServiceError
+from .outbox import DeliveryStatus
 from .registry_link import CircuitBreaker
 
 MATCH_CODES = {FindingCode.REGISTERED, FindingCode.PENDING_REGISTRY}
@@ -75,6 +77,9 @@ class LookupResult:
     checks_left_today: int
     invoice: Invoice | None = None
     timeline: list[TimelineEntry] = field(default_factory=list)
+    # On a full match, the invoice's delivery status (outbox.status_for), read before the
+    # commit expires the invoice: the API answers with it without reading the rows again.
+    delivery: DeliveryStatus | None = None
 
     @property
     def matched(self) -> bool:
@@ -252,6 +257,8 @@ def lookup(
     if result.matched:
         result.invoice = invoice
         result.timeline = timeline(invoice, history)
+        latest = history.submissions[-1] if history.submissions else None
+        result.delivery = outbox.status_for(invoice, latest)
     else:
         failures = _count_failure(today, key, counters) or failures + 1
         result.checks_left_today = max(0, limit - failures)
