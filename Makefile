@@ -23,10 +23,13 @@ run: $(VENV)/.installed $(MO)
 
 # The pure rules (tests/domain) run under coverage, on their own: portal/domain/ must be covered
 # by its own tests. Tracing the whole suite made it half again as slow. PYTEST_ARGS go to the
-# main run only (CI's --junitxml would otherwise be overwritten).
+# main run only (CI's --junitxml would otherwise be overwritten). The main run is spread over
+# TEST_WORKERS pytest-xdist workers (each test has its own database, each worker its own Redis
+# database: tests/conftest.py); the browser journeys stay together in one (--dist loadgroup).
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-dev $(MO)
 	@scripts/setup-system test
-	$(BIN)/python -m pytest --ignore=tests/domain $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/domain $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -q --cov --cov-report= tests/domain
 	@$(BIN)/python -m coverage report --include='portal/domain/*' --fail-under=95 \
 	  --no-skip-covered | tail -1 | sed 's|^TOTAL|portal/domain/ branch coverage (min 95%):|'
@@ -89,7 +92,8 @@ test-lowest: $(VENV)/.installed-dev $(MO)
 	$(LOWEST)/bin/pip install -q --no-deps -e . && \
 	grep -E '^(flask|flask-wtf|flask-limiter|rq|sqlalchemy|werkzeug|gunicorn|redis|pillow)==' \
 	  $$tmp/lowest.txt | tr '\n' ' ' && echo && rm -rf $$tmp
-	TEST_DATABASE_URL= $(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	TEST_DATABASE_URL= $(LOWEST)/bin/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) \
+	  --dist loadgroup $(PYTEST_ARGS)
 
 # The test font (tests/fonts/): regenerate after the corpus draws a new character.
 test-font: $(VENV)/.installed-dev

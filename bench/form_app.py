@@ -4,8 +4,8 @@ Flask makes it for each request.
 Flask's signed-cookie session and Flask-WTF's token, as they come, put into a page of fixed text
 of the size of the portal's lookup page (``FORM_PAGE_BYTES``): no templates, no database, no
 other extension, no hooks. A new visitor's request signs a token and a session cookie. The
-portal's lookup page passes it only because a plain signed-out visit is answered from a kept
-response, outside Flask's request machinery (``portal/web/sharedpages.py``).
+portal's signed-out lookup page carries no token (``portal/web/forms.py``) and is kept whole
+(``portal/web/pages.py``), so this floor does not bind it.
 """
 
 import os

@@ -38,6 +38,11 @@ sys.path.insert(0, str(ROOT))
 from bench._common import create_database  # noqa: E402
 
 DEFAULT_DB = "portal_bench_lookup"
+# What production refuses to start without, besides the database, Redis and the secret key.
+PRODUCTION_EXTRAS = {
+    "PUBLIC_URL": "http://127.0.0.1",
+    "TOTP_ENCRYPTION_KEY": "YmVuY2gtb25seS10b3RwLWtleS0zMi1ieXRlcy1vayE=",
+}
 CODE = "011002600111"
 KIND = "e_ordinary"
 FIRST_ISSUE_DATE = date(2025, 1, 1)
@@ -108,6 +113,7 @@ def recreate_database(name: str = DEFAULT_DB) -> str:
         "DATABASE_URL": url,
         "SECRET_KEY": "bench-migrations-only",
         "REDIS_URL": "redis://127.0.0.1:6379/10",
+        **PRODUCTION_EXTRAS,
     }
     subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],

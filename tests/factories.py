@@ -1,13 +1,24 @@
-"""Factories for ledger rows used across tests."""
+"""The test-data builders every test module shares (test modules import helpers from here,
+not from each other): ledger rows, a case with evidence, the evidence sample invoice, and
+``run_workers`` to drain the queues in-process."""
 
 from __future__ import annotations
 
+import io
 import itertools
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
+from PIL import Image
+from rq import SimpleWorker
+from sqlalchemy import select
+
 from portal.extensions import db
-from portal.models import Invoice
+from portal.models import Case, Invoice, User, utcnow
+from portal.queue import get_queue, redis_connection
+from portal.services import cases, evidence
+from tests.scans.corpus import InvoiceSample
+from workers import queues
 
 _serial = itertools.count(1)
 
@@ -51,3 +62,67 @@ def issued(count: int = 1, **overrides) -> list[Invoice]:
         outbox.queue_delivery(row)
     db.session.commit()
     return rows
+
+
+def run_workers() -> None:
+    """Drain every queue in this process (SimpleWorker, burst mode)."""
+    worker = SimpleWorker([get_queue(q) for q in queues.ALL], connection=redis_connection())
+    worker.work(burst=True)
+    # Jobs ran in their own sessions: forget what this one had loaded.
+    db.session.expire_all()
+
+
+def png(shade: int) -> bytes:
+    """A small PNG, different for every ``shade``."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (shade % 256, 80, 160)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+_numbers = iter(range(10_000_000, 99_999_999))
+
+
+def case_with_evidence(
+    email: str, *, files: int = 1, closed_days_ago: int | None = None, derived: bool = True
+) -> Case:
+    """A customer's case with evidence (original, plus preview and thumbnail when ``derived``);
+    withdrawn ``closed_days_ago`` days ago when given. Needs an app context."""
+    user = db.session.scalar(select(User).where(User.email == email))
+    if user is None:
+        from portal.services import accounts
+
+        user = accounts.create_user(email, "Gao-Shan-Liu-Shui-42", "customer")
+    claim = cases.parse_claim({"code": "011001900111", "number": str(next(_numbers))})
+    case = cases.open_case(claim, customer=user, contact_phone="13812345678")
+    for n in range(files):
+        upload = evidence.add_upload(case, user, f"发票-{n}.png", png(case.id * 10 + n))
+        if derived:
+            store = evidence.storage()
+            upload.preview_key = store.save(b"preview-" + upload.sha256.encode()).key
+            upload.thumbnail_key = store.save(b"thumb-" + upload.sha256.encode()).key
+            upload.state = "extracted"
+            upload.extracted = {"fields": [{"name": "number", "value": case.claimed_number}]}
+            db.session.commit()
+    if closed_days_ago is not None:
+        cases.withdraw(case, user, "不需要了")
+        case.resolved_at = utcnow() - timedelta(days=closed_days_ago)
+        db.session.commit()
+    return case
+
+
+# The invoice the evidence tests draw (tests/scans/corpus.py renders it).
+EVIDENCE_SAMPLE = InvoiceSample(
+    title="北京增值税电子普通发票",
+    type_code="10",
+    code="011001900111",
+    number="51142414",
+    issue_date=date(2026, 5, 1),
+    check_code="65431824771847114698",
+    buyer_name="北京示例科技有限公司",
+    buyer_tax_id="911101017967003199",
+    seller_name="北京销售方有限公司",
+    seller_tax_id="91320621MA1MRHG205",
+    amount=Decimal("47.26"),
+    tax=Decimal("2.84"),
+    total=Decimal("50.10"),
+)

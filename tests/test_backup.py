@@ -19,7 +19,7 @@ from portal.extensions import db
 from portal.models import AuditEvent, Case, Upload, User
 from portal.scans.fingerprints import sha256_hex
 from portal.services import backup, evidence, privacy
-from tests.test_privacy import case_with_evidence
+from tests.factories import case_with_evidence
 
 pytestmark = pytest.mark.storage_backends  # each test once on the local folder, once on S3
 

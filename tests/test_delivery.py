@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from portal.extensions import db
@@ -14,15 +13,8 @@ from portal.queue import get_queue, redis_connection
 from portal.services import delivery, outbox
 from portal.services.registry_link import breaker
 from tests import factories
+from tests.factories import run_workers
 from workers import queues
-
-
-def run_workers() -> None:
-    """Drain every queue in this process (SimpleWorker, burst mode)."""
-    worker = SimpleWorker([get_queue(q) for q in queues.ALL], connection=redis_connection())
-    worker.work(burst=True)
-    # Jobs ran in their own sessions: forget what this one had loaded.
-    db.session.expire_all()
 
 
 def make_due(*submissions) -> None:

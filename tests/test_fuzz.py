@@ -32,7 +32,6 @@ import io
 import logging
 import os
 import re
-import time
 import traceback
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -60,7 +59,6 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
 SMALL = max(1, EXAMPLES // 2)  # per GET page, per path template, per API operation and mode
 # One test running longer than this is taken for a hang: every thread's stack, then exit.
 HANG_SECONDS = float(os.environ.get("FUZZ_HANG_SECONDS", 300 * max(1, EXAMPLES / 40)))
-SLOW_REQUEST_SECONDS = 10.0  # one request taking longer than this is reported as a hang
 
 FUZZ = settings(
     max_examples=EXAMPLES,
@@ -179,20 +177,17 @@ def app(app_factory, tmp_path):
 
 
 def check(app, response, what: str, allowed: tuple = ()):
-    """No 5xx, no failure while the body streams (CSV exports), no request that hangs."""
+    """No 5xx, no failure while the body streams (CSV exports). (How long a request takes is
+    the benches' business, not a test's: no timed assertion.)"""
     response.get_data()
     if response.status_code >= 500 and response.status_code not in allowed:
         crash = app.fuzz_crashes.tracebacks[-1] if app.fuzz_crashes.tracebacks else "(no log)"
         raise AssertionError(f"{what[:2000]} -> {response.status_code}\n{crash}")
-    elapsed = getattr(response, "fuzz_elapsed", 0.0)
-    assert elapsed < SLOW_REQUEST_SECONDS, f"{what[:2000]} took {elapsed:.1f} s"
     return response
 
 
 def send(app, client, method: str, url: str, allowed: tuple = (), **kwargs):
-    start = time.monotonic()
     response = client.open(url, method=method, **kwargs)
-    response.fuzz_elapsed = time.monotonic() - start
     data = kwargs.get("data") or kwargs.get("query_string") or ""
     return check(app, response, f"{method} {url} {data!r}", allowed)
 
@@ -341,7 +336,9 @@ def signed_in(app, role: str | None):
         answer = actions.login(EMAILS[role], PASSWORD)
         assert answer.status_code == 302, f"could not sign in as {role}"
         assert "/auth/" not in answer.headers["Location"], f"could not sign in as {role}"
-    return client, csrf_token_from(client.get("/").get_data(as_text=True))
+    # A signed-out page with a token form (the signed-out home page is sessionless).
+    page = "/" if role is not None else "/auth/login"
+    return client, csrf_token_from(client.get(page).get_data(as_text=True))
 
 
 # ============================================================================ 1. CSRF
@@ -634,8 +631,16 @@ def test_every_form_is_fuzzed():
     assert not missing, f"no Hypothesis test posts to {missing}: add one to tests/test_fuzz.py"
 
 
+# Anonymous forms without a session token (portal/web/forms.py): the cross-origin check is what
+# guards them.
+SESSIONLESS_POST_RULES = frozenset({"/lookup", "/lookup/scan", "/language"})
+CROSS_SITE = {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
+
+
 @pytest.mark.parametrize("rule", POST_RULES)
 def test_every_post_route_refuses_a_request_without_a_csrf_token(app, world, rule):
+    """Every POST route refuses a request from another site, even with the visitor's own token;
+    every route but the sessionless ones refuses one without the token, or with another's."""
     posts = _fill(world, world.fresh(), rule)
     assert posts is not None, (
         f"a new POST route {rule!r}: teach _fill() in tests/test_fuzz.py how to fill its URL "
@@ -645,10 +650,14 @@ def test_every_post_route_refuses_a_request_without_a_csrf_token(app, world, rul
     _other, foreign = signed_in(app, None)
     for post in posts:
         for role in post.roles:
-            client, _token = clients[role]
+            client, token = clients[role]
             before = _snapshot(app)
-            for label, extra in (("no token", {}), ("a foreign token", {"csrf_token": foreign})):
-                refused = client.post(post.url, data={**_materialise(post.data, client), **extra})
+            attempts = [("cross-site, own token", {"csrf_token": token}, CROSS_SITE)]
+            if rule not in SESSIONLESS_POST_RULES:
+                attempts += [("no token", {}, {}), ("a foreign token", {"csrf_token": foreign}, {})]
+            for label, extra, headers in attempts:
+                data = {**_materialise(post.data, client), **extra}
+                refused = client.post(post.url, data=data, headers=headers)
                 where = (post.url, role, label)
                 assert refused.status_code == 400, (*where, refused.status_code)
                 assert CSRF_MESSAGE in refused.get_data(as_text=True), where

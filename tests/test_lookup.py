@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from portal.domain import shanghai_date
 from portal.models import utcnow
 from portal.services import accounts
 from tests import factories
-from tests.conftest import csrf_token_from
-from tests.test_delivery import run_workers
+from tests.factories import run_workers
 
 CHECK = "65431824771847114698"
 
@@ -21,8 +20,9 @@ def findings(response) -> list[str]:
 
 
 def look_up(client, **fields):
-    token = csrf_token_from(client.get("/lookup").get_data(as_text=True))
-    return client.post("/lookup", data={"csrf_token": token, **fields})
+    """As a browser does: the page, then the form (sessionless: no token to send)."""
+    client.get("/lookup")
+    return client.post("/lookup", data=fields)
 
 
 def e_ordinary(invoice, **override):
@@ -214,4 +214,5 @@ def test_lookup_result_dates_in_the_past(sim_app, client):
         check_code_last6="123456",
     )
     assert findings(response) == ["unknown"]
-    assert date.fromisoformat(yesterday)
+    # The report link carries the date as typed, for the report form to prefill.
+    assert f"issue_date={yesterday}" in response.get_data(as_text=True)

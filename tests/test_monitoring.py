@@ -14,7 +14,7 @@ from portal.queue import redis_connection
 from portal.services import accounts, cases, monitoring, review
 from tests import factories
 from tests.conftest import AuthActions
-from tests.test_delivery import run_workers
+from tests.factories import run_workers
 
 
 def open_kinds() -> set[str]:

@@ -12,7 +12,7 @@ from portal.mail import FolderBackend
 from portal.models import Notification, Rating, User
 from portal.services import accounts, cases, review
 from tests.conftest import AuthActions, csrf_token_from
-from tests.test_delivery import run_workers
+from tests.factories import run_workers
 
 FIELDS = {
     "code": "011001900111",

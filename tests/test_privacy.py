@@ -9,7 +9,6 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from PIL import Image
 from sqlalchemy import select
 
 from portal.extensions import db
@@ -27,48 +26,11 @@ from portal.models import (
 )
 from portal.services import audit, cases, evidence, privacy
 from portal.support import logmask
+from tests.factories import case_with_evidence
 
 pytestmark = pytest.mark.storage_backends  # tests with an app: the local folder, then S3
 
 # --------------------------------------------------------------------------- helpers
-
-
-def png(shade: int) -> bytes:
-    """A small PNG, different for every ``shade``."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (40, 30), (shade % 256, 80, 160)).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-_numbers = iter(range(10_000_000, 99_999_999))
-
-
-def case_with_evidence(
-    email: str, *, files: int = 1, closed_days_ago: int | None = None, derived: bool = True
-) -> Case:
-    """A customer's case with evidence (original, plus preview and thumbnail when ``derived``);
-    withdrawn ``closed_days_ago`` days ago when given. Needs an app context."""
-    user = db.session.scalar(select(User).where(User.email == email))
-    if user is None:
-        from portal.services import accounts
-
-        user = accounts.create_user(email, "Gao-Shan-Liu-Shui-42", "customer")
-    claim = cases.parse_claim({"code": "011001900111", "number": str(next(_numbers))})
-    case = cases.open_case(claim, customer=user, contact_phone="13812345678")
-    for n in range(files):
-        upload = evidence.add_upload(case, user, f"发票-{n}.png", png(case.id * 10 + n))
-        if derived:
-            store = evidence.storage()
-            upload.preview_key = store.save(b"preview-" + upload.sha256.encode()).key
-            upload.thumbnail_key = store.save(b"thumb-" + upload.sha256.encode()).key
-            upload.state = "extracted"
-            upload.extracted = {"fields": [{"name": "number", "value": case.claimed_number}]}
-            db.session.commit()
-    if closed_days_ago is not None:
-        cases.withdraw(case, user, "不需要了")
-        case.resolved_at = utcnow() - timedelta(days=closed_days_ago)
-        db.session.commit()
-    return case
 
 
 def stored_keys(case: Case) -> list[str]:

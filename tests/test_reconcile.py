@@ -34,7 +34,7 @@ from portal.registry.client import RegistryError
 from portal.services import reconcile
 from portal.services.registry_link import client as registry_client
 from tests import factories
-from tests.test_delivery import run_workers
+from tests.factories import run_workers
 
 
 @pytest.fixture

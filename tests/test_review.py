@@ -15,7 +15,7 @@ from portal.services import accounts, cases, review
 from portal.services.errors import ServiceError
 from tests import factories
 from tests.conftest import AuthActions, csrf_token_from
-from tests.test_delivery import run_workers
+from tests.factories import run_workers
 
 PASSWORD = "Gao-Shan-Liu-Shui-42"
 

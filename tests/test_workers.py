@@ -16,7 +16,7 @@ from portal.models import Submission, SubmissionState
 from portal.services import outbox
 from tests import factories
 from tests.conftest import ROOT
-from tests.test_delivery import run_workers
+from tests.factories import run_workers
 
 
 def worker_env(app, database_url, redis_url, tmp_path, **extra) -> dict:

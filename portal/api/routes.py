@@ -17,22 +17,24 @@ from .openapi import openapi_document
 csrf.exempt(bp)  # token-authenticated, never cookie-authenticated
 
 
+def registry_status(status: outbox.DeliveryStatus) -> dict:
+    """An invoice's registry status as the API shows it."""
+    return {
+        "state": status.state,
+        "attempts": status.attempts,
+        "next_attempt_at": status.next_attempt_at.isoformat() if status.next_attempt_at else None,
+        "last_error": status.last_error,
+        "registry_id": status.registry_id,
+        "registered_at": status.registered_at.isoformat() if status.registered_at else None,
+    }
+
+
 def invoice_status(invoice: Invoice) -> dict:
     """The invoice and its registry status as the API shows it."""
-    status = outbox.status_for(invoice)
     return {
         "key": invoice.key,
         **{k: v for k, v in invoice.registry_payload().items()},
-        "registry": {
-            "state": status.state,
-            "attempts": status.attempts,
-            "next_attempt_at": status.next_attempt_at.isoformat()
-            if status.next_attempt_at
-            else None,
-            "last_error": status.last_error,
-            "registry_id": status.registry_id,
-            "registered_at": status.registered_at.isoformat() if status.registered_at else None,
-        },
+        "registry": registry_status(outbox.status_for(invoice)),
     }
 
 
@@ -99,7 +101,7 @@ def lookup():
         key=query.identity.key,
         findings=[f.as_dict(locale) for f in result.findings],
         checks_left_today=result.checks_left_today,
-        registry=invoice_status(result.invoice)["registry"] if result.invoice else None,
+        registry=registry_status(result.delivery) if result.delivery else None,
     )
 
 

@@ -15,7 +15,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..web.forms import PortalForm
+from ..web.forms import PortalForm, SessionlessForm
 
 NUMERIC = {"inputmode": "numeric", "autocomplete": "off", "spellcheck": "false"}
 DECIMAL = {"inputmode": "decimal", "autocomplete": "off", "placeholder": "0.00"}
@@ -31,7 +31,7 @@ def code_field() -> StringField:
     )
 
 
-class LookupForm(PortalForm):
+class LookupForm(SessionlessForm):  # anonymous: no session, no token (web/forms.py)
     code = code_field()
     number = StringField(
         _l("Invoice number (发票号码)"),
@@ -230,7 +230,7 @@ class ConfirmFieldsForm(PortalForm):
     submit = SubmitField(_l("These are right"))
 
 
-class ScanForm(PortalForm):
+class ScanForm(SessionlessForm):
     file = FileField(
         _l("Or read it from a photo, PDF, OFD or XML of the invoice"),
         validators=[DataRequired(_l("Choose a file."))],

@@ -30,16 +30,16 @@ from ..domain import (
     parse_qr,
     required_fields,
 )
-from ..extensions import limiter
+from ..extensions import csrf, limiter
 from ..models import utcnow
 from ..scans.errors import EvidenceRefused
 from ..services import accounts, buyers, cases, evidence, privacy, review
 from ..services import lookup as lookup_service
 from ..services.errors import ServiceError
-from ..web import sharedpages
 from ..web.formerrors import attach_error, attach_errors
-from ..web.forms import PortalForm
+from ..web.forms import PortalForm, SessionlessForm
 from ..web.i18n import LANG_COOKIE, current_language
+from ..web.pages import shared_page
 from ..web.uploads import add_evidence_file, finish
 from ..web.urls import is_local_path
 from . import bp
@@ -69,28 +69,28 @@ def _anonymous() -> bool:
 
 
 @bp.route("/")
+@shared_page
 def home():
     return render_template("customer/home.html", form=LookupForm(formdata=None))
 
 
 @bp.get("/lookup")
+@shared_page
 def lookup():
     """The lookup form, prefilled from the query string (the corrected-lookup link)."""
-    return sharedpages.render(
+    return render_template(
         "customer/lookup.html",
-        lambda: {
-            "form": LookupForm(
-                formdata=None, data={k: request.args.get(k, "") for k in LOOKUP_FIELDS}
-            ),
-            "result": None,
-            "scan_form": ScanForm(formdata=None),
-        },
+        form=LookupForm(formdata=None, data={k: request.args.get(k, "") for k in LOOKUP_FIELDS}),
+        result=None,
+        scan_form=ScanForm(formdata=None),
     )
 
 
 # The form page and the lookup itself are two views: the page is for everyone, often, and
-# costs no rate-limit check; a lookup spends the visitor's and the invoice's allowance.
+# costs no rate-limit check; a lookup spends the visitor's and the invoice's allowance. Anyone
+# may look up: no session token, only the cross-origin check (portal/web/forms.py).
 @bp.post("/lookup")
+@csrf.exempt
 @limiter.limit(lambda: current_app.config["RATELIMIT_LOOKUP_IP"])
 @limiter.limit(
     lambda: current_app.config["RATELIMIT_LOOKUP_USER"],
@@ -121,6 +121,7 @@ def lookup_submit():
 
 
 @bp.route("/lookup/scan", methods=["POST"])
+@csrf.exempt
 @limiter.limit(lambda: current_app.config["RATELIMIT_LOOKUP_IP"])
 def lookup_scan():
     """Fill the lookup form from a photo, PDF, OFD or XML of the invoice (nothing is kept)."""
@@ -489,9 +490,11 @@ def rate(token: str):
 
 
 @bp.route("/language", methods=["POST"])
+@csrf.exempt
 def set_language():
-    # A POST with the CSRF token (the switch is a small form in the header).
-    form = PortalForm()
+    # A small sessionless form in every page's header (so that signed-out pages can be shared):
+    # the cross-origin check guards it (portal/web/forms.py).
+    form = SessionlessForm()
     language = request.form.get("language", "")
     if not form.validate_on_submit() or language not in current_app.config["LANGUAGES"]:
         flash(_("That language is not available."), "error")

@@ -30,8 +30,10 @@ from ..domain.shanghai_time import to_shanghai
 from ..extensions import db
 from ..models import Invoice, LookupEvent, Submission, SubmissionAttempt, utcnow
 from ..queue import try_redis
+from . import outbox
 from .errors import ServiceError
-from .registry_link import breaker
+from .outbox import DeliveryStatus
+from .registry_link import CircuitBreaker
 
 MATCH_CODES = {FindingCode.REGISTERED, FindingCode.PENDING_REGISTRY}
 
@@ -76,6 +78,9 @@ class LookupResult:
     checks_left_today: int
     invoice: Invoice | None = None
     timeline: list[TimelineEntry] = field(default_factory=list)
+    # On a full match, the invoice's delivery status (outbox.status_for), read before the
+    # commit expires the invoice: the API answers with it without reading the rows again.
+    delivery: DeliveryStatus | None = None
 
     @property
     def matched(self) -> bool:
@@ -121,11 +126,25 @@ def _limited(limit: int) -> LookupLimited:
     )
 
 
-def _failures_so_far(today: date, key: str, who: str) -> int:
-    """This requester's failed checks of ``key`` today; 0 when Redis is slow or away (the count
-    is skipped and logged, the route's rate limits still stand in-process)."""
-    counter = _failure_counter(today, key, who)
-    return int(try_redis("lookup daily count", lambda r: r.get(counter), None) or 0)
+def _failures_and_health(today: date, key: str, who: str) -> tuple[int, str]:
+    """The requester's failures so far and the registry breaker's state, in one round trip.
+
+    Redis slow or away (or failed moments ago): no failures (the route's rate limits still stand
+    in-process; the count is skipped and logged, customers are not refused) and the registry's
+    health "unknown" (reading the breaker is itself the check: no separate PING).
+    """
+
+    def read(redis):
+        pipe = redis.pipeline(transaction=False)
+        pipe.get(_failure_counter(today, key, who))
+        pipe.mget(*CircuitBreaker.STATUS_KEYS)
+        return pipe.execute()
+
+    values = try_redis("lookup daily count and registry breaker", read, None)
+    if values is None:
+        return 0, "unknown"
+    failures, breaker_values = values
+    return int(failures or 0), CircuitBreaker.status_from(breaker_values).state
 
 
 def _count_failure(today: date, key: str, counters: list[str]) -> int:
@@ -219,7 +238,7 @@ def lookup(
         check_issue_date_range(query.issue_date, today)
     limit = current_app.config["LOOKUPS_PER_INVOICE_PER_DAY"]
     judged_by, counters = _requesters(user, source)
-    failures = _failures_so_far(today, key, judged_by)
+    failures, health = _failures_and_health(today, key, judged_by)
     if failures >= limit:
         raise _limited(limit)
     invoice = db.session.scalar(select(Invoice).where(Invoice.key == key))
@@ -234,7 +253,6 @@ def lookup(
         )
         history = _history(invoice)  # read once: registry state and timeline
         registry = _registry_state(invoice, history.submissions)
-    health = _registry_health()
     findings = domain_diagnose(
         query,
         today=today,
@@ -248,6 +266,8 @@ def lookup(
     if result.matched:
         result.invoice = invoice
         result.timeline = timeline(invoice, history)
+        latest = history.submissions[-1] if history.submissions else None
+        result.delivery = outbox.status_for(invoice, latest)
     else:
         failures = _count_failure(today, key, counters) or failures + 1
         result.checks_left_today = max(0, limit - failures)
@@ -273,9 +293,3 @@ def _with_staff_task(invoice: Invoice, finding: Finding) -> Finding:
     return Finding(
         finding.code, {**finding.params, "reference": task.reference, "reply_by": reply_by}
     )
-
-
-def _registry_health() -> str:
-    """The breaker's state, or "unknown" when Redis does not answer (reading the breaker is
-    itself the check: no separate PING)."""
-    return try_redis("registry breaker", lambda _redis: breaker().status().state, "unknown")

@@ -377,14 +377,20 @@ class DeliveryStatus:
     registered_at: datetime | None
 
 
-def status_for(invoice: Invoice) -> DeliveryStatus:
-    """The invoice's registry state, attempts, next try, a customer-safe error, registry id."""
-    latest = db.session.scalar(
-        select(Submission)
-        .where(Submission.invoice_id == invoice.id)
-        .order_by(Submission.id.desc())
-        .limit(1)
-    )
+_READ = object()
+
+
+def status_for(invoice: Invoice, latest: Submission | None = _READ) -> DeliveryStatus:
+    """The invoice's registry state, attempts, next try, a customer-safe error, registry id.
+
+    ``latest``: its latest submission (or None), when the caller has read it already."""
+    if latest is _READ:
+        latest = db.session.scalar(
+            select(Submission)
+            .where(Submission.invoice_id == invoice.id)
+            .order_by(Submission.id.desc())
+            .limit(1)
+        )
     attempts = latest.attempts if latest else 0
     waiting = latest is not None and latest.state in (*DUE_STATES, SubmissionState.IN_FLIGHT)
     return DeliveryStatus(

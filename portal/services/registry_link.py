@@ -49,10 +49,18 @@ class CircuitBreaker:
         self.cooldown = cooldown
         self.recovery_successes = recovery_successes
 
+    # The keys ``status`` reads, for a caller reading them in a pipeline with its own.
+    STATUS_KEYS = (_PREFIX + "failures", _PREFIX + "open_until")
+
     def status(self, now: float | None = None) -> BreakerStatus:
         """The breaker's state as seen from Redis."""
+        return self.status_from(self.redis.mget(*self.STATUS_KEYS), now)
+
+    @staticmethod
+    def status_from(values, now: float | None = None) -> BreakerStatus:
+        """The breaker's state from the values of ``STATUS_KEYS``."""
         now = time.time() if now is None else now
-        failures, open_until = self.redis.mget(_PREFIX + "failures", _PREFIX + "open_until")
+        failures, open_until = values
         failures = int(failures or 0)
         if open_until is None:
             return BreakerStatus("closed", failures, None)

@@ -28,6 +28,8 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/browser" in str(item.fspath):
             item.add_marker(pytest.mark.browser)
+            # One worker runs them all (``--dist loadgroup``): one browser, one live server.
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 @pytest.fixture(scope="session")
@@ -56,13 +58,14 @@ def chromium():
 
 
 @pytest.fixture(scope="session")
-def live_server(database_url, redis_url, registry_server, tmp_root):
-    """gunicorn serving the app on a free port, on the suite's database and Redis."""
+def live_server(shared_database_url, redis_url, registry_server, tmp_root):
+    """gunicorn serving the app on a free port, on this worker's shared database and Redis
+    (a test using it gets that database as its ``database_url``, see tests/conftest.py)."""
     port = free_port()
     env = {
         **os.environ,
         "PORTAL_ENV": "testing",
-        "TEST_DATABASE_URL": database_url,
+        "TEST_DATABASE_URL": shared_database_url,
         "TEST_REDIS_URL": redis_url,
         "REGISTRY_URL": registry_server.url,
         "UPLOAD_DIR": str(tmp_root / "live-uploads"),

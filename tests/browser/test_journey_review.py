@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from playwright.sync_api import expect
+
 from tests.browser.conftest import DESKTOP, PHONE, assert_fits, screenshot
+from tests.factories import EVIDENCE_SAMPLE, run_workers
 from tests.scans.corpus import encode, invoice_page
-from tests.test_delivery import run_workers
-from tests.test_evidence import SAMPLE as EVIDENCE_SAMPLE
 
 # The same invoice as the evidence tests, under a number of its own.
 SAMPLE = replace(EVIDENCE_SAMPLE, number="61142414")
@@ -46,11 +47,11 @@ def test_photo_report_approved_registered_and_resolved(
     with sim_app.app_context():
         run_workers()  # the extraction job
     customer.reload()
-    assert customer.get_by_label("发票号码").nth(0).input_value() == SAMPLE.number
+    expect(customer.get_by_label("发票号码").nth(0)).to_have_value(SAMPLE.number)
     assert_fits(customer, PHONE["width"])
     screenshot(customer, "review-journey-1-customer-evidence")
     customer.get_by_role("button", name="确认无误").click()
-    assert customer.get_by_text("审核员将看到您确认的内容").is_visible()
+    expect(customer.get_by_text("审核员将看到您确认的内容")).to_be_visible()
 
     staff = page_factory(DESKTOP)
     staff.goto(live_server + "/auth/login")
@@ -61,21 +62,21 @@ def test_photo_report_approved_registered_and_resolved(
     screenshot(staff, "review-journey-2-queue")
     staff.get_by_role("link", name=reference).click()
     staff.get_by_role("button", name="认领此工单").click()
-    assert staff.locator(".viewer-image").is_visible()
+    expect(staff.locator(".viewer-image")).to_be_visible()
     screenshot(staff, "review-journey-3-review-page")
-    assert staff.locator("#approve input[name=number]").input_value() == SAMPLE.number
+    expect(staff.locator("#approve input[name=number]")).to_have_value(SAMPLE.number)
     staff.locator("#approve input[name=buyer_name]").fill(SAMPLE.buyer_name)
     staff.locator("#approve input[name=tax]").fill("2.84")
     staff.locator("#approve input[name=total]").fill("50.10")
     staff.locator("#approve input[name=buyer_tax_id]").fill(SAMPLE.buyer_tax_id)
     staff.locator("#approve").get_by_role("button", name="批准补录").click()
-    assert staff.get_by_text(f"已批准补录 {reference}").is_visible()
+    expect(staff.get_by_text(f"已批准补录 {reference}")).to_be_visible()
     assert staff.console_errors == []
 
     with sim_app.app_context():
         run_workers()  # delivers to the registry; its confirmation resolves the case
     customer.reload()
-    assert "已解决" in customer.locator(".page-head").inner_text()
-    assert customer.get_by_text("已在登记系统登记").is_visible()
+    expect(customer.locator(".page-head")).to_contain_text("已解决")
+    expect(customer.get_by_text("已在登记系统登记")).to_be_visible()
     screenshot(customer, "review-journey-4-customer-resolved")
     assert customer.console_errors == []

@@ -39,10 +39,10 @@ from sqlalchemy.engine import make_url
 from portal.extensions import db
 from portal.models import Case, Upload
 from tests.conftest import ROOT
+from tests.factories import EVIDENCE_SAMPLE
 from tests.multihost.netns import Lab, cannot_make_namespaces
 from tests.s3server import CREDENTIALS, moto_command, s3_settings
 from tests.scans.corpus import encode, invoice_page, phone_photo
-from tests.test_evidence import SAMPLE as EVIDENCE_SAMPLE
 
 pytestmark = [pytest.mark.multihost, pytest.mark.slow]
 

