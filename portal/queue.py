@@ -127,6 +127,7 @@ JOB_QUEUES = {
     "workers.registry.deliver": names.REGISTRY,
     "workers.scans.extract_upload": names.SCANS,
     "workers.notify.send": names.NOTIFY,
+    "workers.registry_view.refresh": names.MAINTENANCE,
 }
 # Finished jobs are kept a little for `rq info`; failed ones a day, for people to look at.
 _JOB_OPTIONS = {"result_ttl": 600, "failure_ttl": 86400}

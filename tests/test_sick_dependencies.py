@@ -93,7 +93,7 @@ def test_a_hung_redis_leaves_pages_answering_and_lookups_degrading(hung_app, own
     # zero: the count in Redis cannot be read): three lookups answered, the fourth refused.
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert "unknown" in answers[0].get_data(as_text=True)
-    assert "lookup daily count: Redis unavailable" in caplog.text
+    assert "lookup daily count and registry breaker: Redis unavailable" in caplog.text
 
 
 def test_redis_calls_give_up_quickly_and_are_then_skipped(hung_app, own_redis):

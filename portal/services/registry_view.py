@@ -118,9 +118,7 @@ def for_key(key: str) -> RegistryView:
 def request_refresh(key: str | None, actor=None) -> None:
     """Ask a worker to fetch the registry's record of ``key`` again. The request is committed
     before the job is enqueued; a refresh already on its way is not queued twice."""
-    from workers import queues
-
-    from ..queue import get_queue
+    from ..queue import enqueue_now
 
     if not key:
         raise ServiceError(_l("This report names no invoice the registry could know."))
@@ -135,17 +133,13 @@ def request_refresh(key: str | None, actor=None) -> None:
         "registry.refresh_requested", "invoice", key, after={"requested": True}, actor=actor
     )
     db.session.commit()
-    try:
-        get_queue(queues.MAINTENANCE).enqueue(
-            REFRESH_JOB, key, job_id=f"registry-view-{key}", result_ttl=60, failure_ttl=3600
-        )
-    except Exception:  # Redis away: say so; the stored record stays on the page
-        log.warning("could not enqueue the registry refresh of %s", key, exc_info=True)
+    if not enqueue_now([(REFRESH_JOB, (key,), f"registry-view-{key}")]):
+        # Redis away (logged): say so; the stored record stays on the page
         snapshot.requested_at = None
         db.session.commit()
         raise ServiceError(
             _l("The refresh could not be queued just now; the record shown is the stored one.")
-        ) from None
+        )
 
 
 def refresh(key: str) -> RegistryView:
