@@ -158,11 +158,10 @@ class FaultInjector:
         configured = self.faults.timeout_seconds
         return configured if configured is not None else self.client_timeout_hint + 1
 
-    def delay(self) -> None:
-        """Sleep the injected latency, if any."""
-        latency_ms = self.faults.latency_ms
-        if latency_ms:
-            time.sleep(latency_ms / 1000)
+    def delay(self, faults: Faults) -> None:
+        """Sleep the latency ``faults`` inject, if any."""
+        if faults.latency_ms:
+            time.sleep(faults.latency_ms / 1000)
 
     def hang(self) -> None:
         """Sleep as an injected timeout does; by then a client with a shorter read timeout has

@@ -77,8 +77,8 @@ def _inject_request_faults() -> Any:
         return None
     state = _state()
     state.note_connection(request.remote_addr, request.environ.get("REMOTE_PORT"))
-    state.injector.delay()
     faults = state.faults
+    state.injector.delay(faults)
     if faults.outage:
         state.count("outage")
         return _failure(503, "unavailable", "The registry is down for maintenance.")
