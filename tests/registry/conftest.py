@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from portal.registry import RegistryClient, SimulatorServer
-from portal.registry import simulator as simulator_module
+from portal.registry.simulator import faults as simulator_faults
 
 LEGACY_CODE = "011001900111"  # a Beijing 12-digit e-普票 code
 SELLER_TAX_ID = "911101017967003199"  # a valid Beijing unified social credit code
@@ -108,7 +108,7 @@ def latency_watch(
 
     def watch(seconds: float) -> LatencyWatch:
         watcher = LatencyWatch(seconds)
-        monkeypatch.setattr(simulator_module.time, "sleep", lambda s: watcher.sleep(real_sleep, s))
+        monkeypatch.setattr(simulator_faults.time, "sleep", lambda s: watcher.sleep(real_sleep, s))
         simulator.state.set_faults({"latency_ms": seconds * 1000})
         return watcher
 
