@@ -168,6 +168,10 @@ SETTINGS: tuple[Setting, ...] = (
     S("MAIL_PORT", int, 25, check=Range(1, 65535)),
     S("MAIL_FROM", str, None),
     S("PUBLIC_URL", str, "http://127.0.0.1:8000", check=_HTTP),  # how links in mail reach us
+    # The company's own contact channels on the help centre's contact page (each shown if set).
+    S("SUPPORT_PHONE", str, ""),
+    S("SUPPORT_EMAIL", str, ""),
+    S("SUPPORT_COUNTER", str, ""),
     S("METRICS_TOKEN", str, None),  # if set, /metrics wants "Authorization: Bearer <token>"
     S("PORT", int, 8000, check=Range(1, 65535)),  # make run's web port
     S("SELLER_TAX_ID", str, "911101017967003199", check=_taxpayer_id),  # the company's own

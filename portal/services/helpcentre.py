@@ -4,6 +4,9 @@ Public API:
 
 - ``TOPICS``: the pages' slugs in reading order.
 - ``page(slug, language) -> HelpPage | None``: one page, rendered (None if there is none).
+  The company's own contact details come from settings, not from the files: a line holding
+  ``{{SUPPORT_PHONE}}``, ``{{SUPPORT_EMAIL}}`` or ``{{SUPPORT_COUNTER}}`` shows that setting's
+  text, and is left out while the setting is empty (a channel nobody configured is not shown).
 - ``search(query, language) -> list[SearchHit]``: the sections whose text holds every word of
   ``query`` (case-insensitive; Chinese matched as substrings), best first.
 """
@@ -17,10 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import markdown
+from flask import current_app
 
 PAGES = Path(__file__).resolve().parents[1] / "help" / "pages"
 TOPICS = ("fields", "process", "findings", "photos", "contact")
 _HEADING = re.compile(r"^(#{1,3})\s+(.*?)\s*(?:\{#([\w-]+)\})?\s*$")
+CONTACT_SETTINGS = ("SUPPORT_PHONE", "SUPPORT_EMAIL", "SUPPORT_COUNTER")
+_PLACEHOLDER = re.compile(r"\{\{(" + "|".join(CONTACT_SETTINGS) + r")\}\}")
 
 
 @dataclass(frozen=True)
@@ -52,21 +58,44 @@ def _language(language: str) -> str:
     return language if (PAGES / language).is_dir() else "zh_CN"
 
 
-@functools.cache
 def page(slug: str, language: str) -> HelpPage | None:
     """The help page ``slug`` in ``language`` (zh_CN when that language has none)."""
+    contacts = tuple(current_app.config.get(name) or "" for name in CONTACT_SETTINGS)
+    return _page(slug, _language(language), contacts)
+
+
+@functools.cache
+def _page(slug: str, language: str, contacts: tuple[str, ...]) -> HelpPage | None:
     if slug not in TOPICS:
         return None
-    path = PAGES / _language(language) / f"{slug}.md"
+    path = PAGES / language / f"{slug}.md"
     if not path.is_file():
         return None
-    source = path.read_text(encoding="utf-8")
-    lines = source.splitlines()
+    lines = _with_contacts(path.read_text(encoding="utf-8").splitlines(), contacts)
     title = _HEADING.match(lines[0]).group(2) if lines and _HEADING.match(lines[0]) else slug
     body = "\n".join(lines[1:]).strip()
     summary = body.split("\n\n", 1)[0].strip()
     rendered = markdown.markdown(body, extensions=["attr_list", "tables", "toc"])
     return HelpPage(slug, title, _plain(summary), rendered, tuple(_sections(lines[1:])))
+
+
+def _with_contacts(lines: list[str], contacts: tuple[str, ...]) -> list[str]:
+    """Fill in the configured contact details; drop the lines of those that are not set."""
+    values = dict(zip(CONTACT_SETTINGS, contacts, strict=True))
+    kept = []
+    for line in lines:
+        names = _PLACEHOLDER.findall(line)
+        if any(not values[name] for name in names):
+            continue
+        kept.append(_PLACEHOLDER.sub(lambda m: _escape(values[m.group(1)]), line))
+    return kept
+
+
+def _escape(text: str) -> str:
+    """A setting's text as literal Markdown inside a table cell: HTML escaped, markup
+    characters backslashed, one line (no markup, no raw HTML, no new cell)."""
+    text = html.escape(" ".join(text.split()), quote=False)
+    return re.sub(r"([\\`*_{}\[\]()#+!|-])", r"\\\1", text)
 
 
 def _sections(lines: list[str]) -> list[Section]:
