@@ -169,6 +169,17 @@ def test_lookups_are_rate_limited_per_ip(app_factory, registry_sim):
     assert "请稍候" in answers[2].get_data(as_text=True)
 
 
+def test_corrected_mistakes_cost_no_lookups(app_factory, registry_sim):
+    app = app_factory(RATELIMIT_LOOKUP_IP="2 per minute", REGISTRY_URL=registry_sim.url)
+    client = app.test_client()
+    fields = {"code": "011001900111", "issue_date": "2026-01-05", "check_code_last6": "123456"}
+    for _ in range(3):  # a number that cannot be an invoice's: refused beside the field
+        assert look_up(client, number="1234", **fields).status_code == 422
+    answers = [look_up(client, number=f"{n:08d}", **fields) for n in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert look_up(client, number="1234", **fields).status_code == 429  # checked all the same
+
+
 def test_fields_needed_for_the_kind(client):
     special = client.get("/lookup/fields?code=1100261130&number=00000042").get_json()
     digital = client.get("/lookup/fields?number=25117000001115703415").get_json()

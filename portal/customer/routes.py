@@ -86,16 +86,25 @@ def lookup():
     )
 
 
+def _looked_up(response) -> bool:
+    """A lookup counts against the limits unless the form was refused before anything was
+    looked up (a 422: a field that breaks the invoice rules, shown beside it). Those mistakes
+    read nothing and tell nothing, so correcting them costs the customer no lookups; the limit
+    is still checked before each attempt."""
+    return response.status_code != 422
+
+
 # The form page and the lookup itself are two views: the page is for everyone, often, and
 # costs no rate-limit check; a lookup spends the visitor's and the invoice's allowance. Anyone
 # may look up: no session token, only the cross-origin check (portal/web/forms.py).
 @bp.post("/lookup")
 @csrf.exempt
-@limiter.limit(lambda: current_app.config["RATELIMIT_LOOKUP_IP"])
+@limiter.limit(lambda: current_app.config["RATELIMIT_LOOKUP_IP"], deduct_when=_looked_up)
 @limiter.limit(
     lambda: current_app.config["RATELIMIT_LOOKUP_USER"],
     key_func=_user_key,
     exempt_when=_anonymous,
+    deduct_when=_looked_up,
 )
 def lookup_submit():
     form = LookupForm()
