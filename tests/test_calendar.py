@@ -180,5 +180,5 @@ def test_the_staff_banner_names_the_alert_in_chinese(app, make_user):
     boss = AuthActions(app.test_client())
     boss.login("boss@example.com")
     html = boss.client.get("/staff/dashboard").get_data(as_text=True)
-    assert 'class="alert-banner"' in html and "节假日安排未载入" in html
+    assert 'class="alert-banner"' in html and "官方节假日安排未载入" in html
     assert "holiday_calendar" not in html

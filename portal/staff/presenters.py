@@ -80,7 +80,9 @@ ALERTS = {
     "failure_rate": _l("Many registrations fail"),
     "backlog": _l("The registration backlog is growing"),
     "worker_heartbeat": _l("No background worker is running"),
-    "holiday_calendar": _l("This year's holiday arrangement is not loaded"),
+    "holiday_calendar": _l(
+        "A year's official holiday arrangement is not loaded: its deadlines are estimated"
+    ),
 }
 
 UPLOAD_STATES = {
