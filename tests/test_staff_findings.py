@@ -101,3 +101,35 @@ def test_each_way_of_resolving_a_finding(app, make_user):
         assert findings.open_count() == 1  # the mismatch, until its correction is decided
     page = client.get("/staff/findings?resolved=1").get_data(as_text=True)
     assert missing_invoice in page and "99999999" in page
+
+
+def test_a_finding_sent_to_reentry_closes_when_its_correction_is_registered(app, make_user):
+    from portal.models import AuditEvent, CaseState, Invoice
+    from portal.services import cases, review
+
+    with app.app_context():
+        ids = _findings()
+        supervisor = make_user("boss@example.com", "supervisor")
+        missing = db.session.get(ReconciliationFinding, ids["missing"])
+        # A customer's ordinary case about the missing invoice: registering it does not
+        # settle that finding (only a correction opened from the finding does).
+        code, number = missing.invoice_key.split("-")
+        ordinary = cases.open_case(
+            cases.parse_claim({"code": code, "number": number}), customer=None
+        )
+        correction = findings.reenter(ids["mismatch"], supervisor)
+        for case in (ordinary, correction):
+            invoice = db.session.scalar(select(Invoice).where(Invoice.key == case.claimed_key))
+            case.state, case.invoice_id = CaseState.APPROVED, invoice.id
+        db.session.commit()
+        assert findings.open_count() == 3
+
+        assert review.resolve_registered([c.invoice_id for c in (ordinary, correction)]) == 2
+        mismatch = db.session.get(ReconciliationFinding, ids["mismatch"])
+        assert mismatch.resolved_at is not None
+        assert findings.open_count() == 2  # the missing and the unknown ones stay open
+        audited = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "reconcile.finding_resolved")
+        ).all()
+        assert [a.object_id for a in audited] == [str(mismatch.id)]
+        assert correction.reference in audited[0].after["note"]

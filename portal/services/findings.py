@@ -7,6 +7,10 @@ records side by side, and the ways to resolve one.
   correction does (``services.review``);
 - **mark explained**: the finding is closed with a note saying why nothing needs doing.
 
+A finding sent to re-entry is closed when its correction case is resolved, that is when the
+registry has confirmed the corrected invoice (``settle_corrected``, called by
+``review.resolve_registered``).
+
 Every resolution is audited (``reconcile.resolve_finding``).
 """
 
@@ -152,7 +156,8 @@ def resubmit(finding_id: int, actor) -> None:
 def reenter(finding_id: int, actor) -> Case:
     """Open a review case to correct the invoice through re-entry (its approval waits for a
     second supervisor, since it changes an invoice in the ledger). The finding stays open
-    until the case is decided; the case says where it came from. Commits."""
+    until the registry confirms the corrected invoice (``settle_corrected``); the case says
+    where it came from. Commits."""
     view = _open(finding_id)
     if view.invoice is None:
         raise ServiceError(_l("The ledger has no such invoice to correct."))
@@ -184,6 +189,23 @@ def reenter(finding_id: int, actor) -> Case:
         ),
         actor=actor,
     )
+
+
+def settle_corrected(case: Case) -> int:
+    """Close the open findings of ``case``'s invoice when ``case`` is a correction opened from
+    them and the registry has just confirmed the corrected invoice. Audited; the caller
+    commits. Returns how many were closed."""
+    if case.channel != RECONCILIATION_CHANNEL or not case.claimed_key:
+        return 0
+    open_findings = db.session.scalars(
+        select(ReconciliationFinding).where(
+            ReconciliationFinding.invoice_key == case.claimed_key,
+            ReconciliationFinding.resolved_at.is_(None),
+        )
+    ).all()
+    for finding in open_findings:
+        reconcile.close_finding(finding, note=f"corrected through re-entry: {case.reference}")
+    return len(open_findings)
 
 
 def explain(finding_id: int, actor, note: str) -> None:

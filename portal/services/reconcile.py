@@ -1196,6 +1196,13 @@ def resolve_finding(finding_id: int, actor=None, note: str = "") -> Reconciliati
         raise ServiceError(f"no reconciliation finding {finding_id}")
     if finding.resolved_at is not None:
         raise ServiceError(f"reconciliation finding {finding_id} is already resolved")
+    close_finding(finding, actor=actor, note=note)
+    db.session.commit()
+    return finding
+
+
+def close_finding(finding: ReconciliationFinding, actor=None, note: str = "") -> None:
+    """Mark an open finding resolved, with its audit row; the caller commits."""
     finding.resolved_at = utcnow()
     audit.record(
         "reconcile.finding_resolved",
@@ -1205,5 +1212,3 @@ def resolve_finding(finding_id: int, actor=None, note: str = "") -> Reconciliati
         {"resolved_at": finding.resolved_at, "note": note[:500]},
         actor=actor,
     )
-    db.session.commit()
-    return finding

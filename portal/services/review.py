@@ -655,6 +655,8 @@ def resolve_registered(invoice_ids: list[int]) -> int:
     Called in the delivery job's transaction flow; commits. Returns how many were resolved."""
     if not invoice_ids:
         return 0
+    from . import findings  # reconciliation's screen sits above review
+
     approved = db.session.scalars(
         select(Case).where(Case.invoice_id.in_(invoice_ids), Case.state == CaseState.APPROVED)
     ).all()
@@ -673,6 +675,7 @@ def resolve_registered(invoice_ids: list[int]) -> int:
             before={"state": "approved"},
             after={"state": case.state, "registry_id": invoice.registry_id},
         )
+        findings.settle_corrected(case)  # a correction opened from reconciliation findings
     db.session.commit()
     return len(approved)
 
