@@ -7,12 +7,13 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Submission, SubmissionState
+from portal.models import Submission, SubmissionState, utcnow
 from portal.services import outbox
 from tests import factories
 from tests.conftest import ROOT
@@ -76,7 +77,10 @@ def test_worker_killed_mid_request_is_recovered_by_the_sweeper(
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     registry_sim.state.set_faults({"latency_ms": 0})
-    time.sleep(1.2)  # the 1 s lease runs out
+    # The 1 s lease runs out: the dead worker's claim is made that old instead of waited for.
+    submission = db.session.get(Submission, submission_id)
+    submission.lease_expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
 
     report = outbox.sweep()
     assert report.leases_reclaimed == 1 and report.dispatched == 1
