@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
+from ..web.labels import FIELD_LABELS
 from . import bp
 
 TIMELINE_LABELS = {
@@ -94,19 +95,6 @@ SLA_STATES = {
     "on_time": _l("On time"),
 }
 
-FIELD_LABELS = {
-    "code": _l("Invoice code"),
-    "number": _l("Invoice number"),
-    "kind": _l("Invoice kind"),
-    "issue_date": _l("Issue date"),
-    "amount": _l("Amount excluding tax"),
-    "tax": _l("Tax"),
-    "total": _l("Total including tax"),
-    "check_code": _l("Check code"),
-    "buyer_tax_id": _l("Buyer taxpayer ID"),
-    "buyer_name": _l("Buyer name"),
-    "seller_tax_id": _l("Seller taxpayer ID"),
-}
 
 REGISTRY_STATES = {
     "pending": _l("Pending"),

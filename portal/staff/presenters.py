@@ -19,6 +19,7 @@ from ..domain import InvoiceKind
 from ..models import Case
 from ..services import intake
 from ..services.review import extracted_fields
+from ..web.labels import FIELD_LABELS
 from . import bp
 
 CASE_STATES = {
@@ -152,19 +153,7 @@ FINDINGS = {
     "unknown": _l("At the registry, unknown to our ledger"),
 }
 
-FIELDS = {
-    "code": _l("Invoice code"),
-    "number": _l("Invoice number"),
-    "kind": _l("Invoice kind"),
-    "issue_date": _l("Issue date"),
-    "amount": _l("Amount excluding tax"),
-    "tax": _l("Tax"),
-    "total": _l("Total including tax"),
-    "check_code": _l("Check code"),
-    "buyer_tax_id": _l("Buyer taxpayer ID"),
-    "buyer_name": _l("Buyer name"),
-    "seller_tax_id": _l("Seller taxpayer ID"),
-}
+FIELDS = FIELD_LABELS  # the invoice's fields (portal/web/labels.py)
 
 GROUPS = {
     "state": CASE_STATES,
