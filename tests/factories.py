@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from portal.extensions import db
 from portal.models import Case, Invoice, User, utcnow
-from portal.queue import get_queue, redis_connection
+from portal.queue import get_queue, worker_connection
 from portal.services import cases, evidence
 from tests.scans.corpus import InvoiceSample
 from workers import queues
@@ -65,8 +65,13 @@ def issued(count: int = 1, **overrides) -> list[Invoice]:
 
 
 def run_workers() -> None:
-    """Drain every queue in this process (SimpleWorker, burst mode)."""
-    worker = SimpleWorker([get_queue(q) for q in queues.ALL], connection=redis_connection())
+    """Drain every queue in this process (SimpleWorker, burst mode), the worker on a connection
+    of its own as `flask worker` has (its pubsub thread must not inherit the jobs' short read
+    timeout)."""
+    dequeue = worker_connection()
+    worker = SimpleWorker(
+        [get_queue(q, connection=dequeue) for q in queues.ALL], connection=dequeue
+    )
     worker.work(burst=True)
     # Jobs ran in their own sessions: forget what this one had loaded.
     db.session.expire_all()

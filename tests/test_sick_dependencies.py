@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from portal.extensions import db
 from portal.services import health
@@ -106,7 +107,15 @@ def test_redis_calls_give_up_quickly_and_are_then_skipped(hung_app, own_redis):
         client = redis_connection()
         kwargs = client.connection_pool.connection_kwargs
         assert kwargs["socket_timeout"] < 1 and kwargs["socket_connect_timeout"] < 1
-        assert client.get_retry().get_retries() == 0
+        attempts = []
+
+        def attempt():
+            attempts.append(1)
+            raise RedisConnectionError("down")
+
+        with pytest.raises(RedisConnectionError):  # no retry: one attempt, then the error
+            client.get_retry().call_with_retry(attempt, lambda _error: None)
+        assert attempts == [1]
         calls = []
 
         def read(redis):
