@@ -110,6 +110,27 @@ def test_a_scan_too_large_for_the_lookup_is_explained_on_the_lookup_page(small_a
     assert "文件太大" in page and "发票号码" in page  # the form is there to go on with
 
 
+@pytest.mark.parametrize(
+    "referrer, back",
+    [
+        ("http://localhost/help/photos?x=1", "/help/photos?x=1"),  # the page the file came from
+        ("http://localhost//evil.example/x", None),  # same host, but a path that leaves it
+        ("https://evil.example/help/", None),  # another site
+    ],
+)
+def test_a_too_large_body_goes_back_only_to_a_page_of_this_site(small_app, referrer, back):
+    response = small_app.test_client().post(
+        "/auth/login",
+        data={"email": "x@example.com", "password": "0" * OVER_BODY},
+        headers={"Referer": referrer},
+    )
+    if back is None:
+        assert response.status_code == 413 and "Location" not in response.headers
+        assert "文件太大" in response.get_data(as_text=True)
+    else:
+        assert response.status_code == 303 and response.headers["Location"] == back
+
+
 def test_upload_forms_offer_a_camera_and_a_file_chooser_with_the_servers_limits(customer, case_ref):
     for url in (f"/cases/{case_ref}", "/lookup"):
         page = customer.get(url).get_data(as_text=True)

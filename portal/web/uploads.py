@@ -27,6 +27,7 @@ from ..scans.sniff import safe_filename
 from ..services import evidence
 from ..services.errors import ServiceError
 from .i18n import current_language
+from .urls import is_local_path
 
 # The page each upload form lives on: where a refused upload is explained.
 _FORM_PAGES = {
@@ -88,9 +89,9 @@ def _back_to_form() -> str | None:
     if page is not None:
         return page(request.view_args or {})
     referrer = urlsplit(request.referrer or "")
-    if referrer.netloc == request.host and referrer.path.startswith("/"):
-        return referrer.path + (f"?{referrer.query}" if referrer.query else "")
-    return None
+    back = referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    # Same host, and a path that stays on it ("//evil.example/x" would leave).
+    return back if referrer.netloc == request.host and is_local_path(back) else None
 
 
 def register(app: Flask) -> None:
