@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from portal.cli.reconcile import reconcile_cli
+from portal.domain.fields import WIRE_FIELDS
 from portal.extensions import db
 from portal.models import (
     Alert,
@@ -286,9 +287,7 @@ def test_staging_rows_normalise_what_the_registry_sends():
             "check_code": 12,
         },
     )
-    named = dict(
-        zip(("run_id", "key", "registry_id", *reconcile.COMPARED_FIELDS), row, strict=True)
-    )
+    named = dict(zip(("run_id", "key", "registry_id", *WIRE_FIELDS), row, strict=True))
     assert named["amount"] == Decimal("100.5")
     # Unreadable values become NULL, which compares as different from any ledger value.
     assert named["issue_date"] is None and named["tax"] is None and named["total"] is None
@@ -306,7 +305,7 @@ def test_copy_lines_match_the_typed_rows_and_escape_what_copy_would_misread():
     }
     fast = reconcile.copy_line(3, record)
     # The fast path gives exactly what the checked, typed path would.
-    assert fast == reconcile._copy_line_checked(3, record)
+    assert fast == reconcile.staging._copy_line_checked(3, record)
     head = ["3", "011001900111-00000001", "BJR1", "011001900111", "00000001", "e_ordinary"]
     assert fast.split("\t")[:8] == [*head, "2026-05-01", "100.00"]
     awkward = {**record, "buyer_name": "A\tB\\C\nD", "registry_id": None, "total": "1.234"}
@@ -416,7 +415,7 @@ def test_a_dead_run_is_refused_until_its_lease_expires_then_taken_over(
             raise Killed
 
     with monkeypatch.context() as patch, pytest.raises(Killed):
-        patch.setattr(reconcile, "_fail", lambda *args: None)  # a killed process records nothing
+        patch.setattr(reconcile.lease, "fail", lambda *args: None)  # a killed process records nothing
         reconcile.run(full=True, progress=die_after_first_page)
 
     dead = db.session.scalar(select(ReconciliationRun))
@@ -451,7 +450,7 @@ def test_a_crash_while_comparing_resumes_without_reading_again(
 
     with monkeypatch.context() as patch, pytest.raises(RuntimeError):
         # Stop after the missing invoices were resubmitted, before the registry side is done.
-        patch.setattr(reconcile, "_find_registry_side", crash)
+        patch.setattr(reconcile.comparison, "_find_registry_side", crash)
         reconcile.run(full=True)
     failed = db.session.scalar(select(ReconciliationRun))
     assert failed.state == RunState.FAILED and failed.listed_at is not None
@@ -476,7 +475,7 @@ def test_a_resumed_run_whose_staged_rows_were_lost_reads_the_listing_again(
         raise RuntimeError("database went away")
 
     with monkeypatch.context() as patch, pytest.raises(RuntimeError):
-        patch.setattr(reconcile, "_find_registry_side", crash)
+        patch.setattr(reconcile.comparison, "_find_registry_side", crash)
         reconcile.run(full=True)
     # What a PostgreSQL crash does to the (unlogged) staging table.
     db.session.execute(delete(ReconciliationStaging))
