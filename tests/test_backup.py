@@ -62,7 +62,7 @@ def test_create_and_verify_on_the_suites_database(data, tmp_path):
     assert manifest["database"]["alembic_revision"]
     # Every live file, with its hash; the purged upload's files are not expected.
     uploads = db.session.scalars(select(Upload).order_by(Upload.id)).all()
-    live = [u for u in uploads if not privacy.is_purged(u)]
+    live = [u for u in uploads if not u.is_purged]
     expected = {
         k for u in live for k in (u.storage_key, u.preview_key, u.thumbnail_key) if k is not None
     }

@@ -252,10 +252,11 @@ def test_purge_deletes_old_evidence_keeps_the_records_and_the_audit_trail(ctx):
     db.session.expire_all()
     for upload_id in old_ids:
         upload = db.session.get(Upload, upload_id)
-        assert privacy.is_purged(upload) and upload.extracted["retention_months"] == 24
+        assert upload.is_purged and upload.state == "purged" and upload.extracted is None
+        assert upload.purged_at is not None
         assert upload.preview_key is None and upload.thumbnail_key is None
         assert upload.storage_key and upload.sha256  # the record of what was held stays
-    assert not any(privacy.is_purged(u) for u in recent.uploads + still_open.uploads)
+    assert not any(u.is_purged for u in recent.uploads + still_open.uploads)
     # Every earlier audit row is still there, unchanged; one new row per purged upload.
     after = _audit_rows()
     assert after[: len(audit_before)] == audit_before
@@ -265,6 +266,7 @@ def test_purge_deletes_old_evidence_keeps_the_records_and_the_audit_trail(ctx):
     assert [int(r.object_id) for r in purged_rows] == old_ids
     assert purged_rows[0].before["storage_key"] == old_keys[0]
     assert purged_rows[0].after["case"] == old.reference and purged_rows[0].actor == "retention"
+    assert purged_rows[0].after["retention_months"] == 24
     assert audit.verify_chain().ok
     # The case itself and its timeline are kept.
     assert db.session.get(Case, old.id).state == CaseState.WITHDRAWN
@@ -281,7 +283,7 @@ def test_purge_uses_the_setting_and_a_given_now(app, app_factory):
         earlier = utcnow() - timedelta(days=30)
         assert privacy.purge_evidence(dry_run=True, now=earlier).uploads == []
         assert len(privacy.purge_evidence().uploads) == 1
-        assert privacy.is_purged(db.session.get(Upload, case.uploads[0].id))
+        assert db.session.get(Upload, case.uploads[0].id).is_purged
 
 
 def test_a_merged_case_waits_for_the_case_it_was_merged_into(ctx):
@@ -304,8 +306,10 @@ def test_an_upload_still_waiting_for_extraction_is_not_picked_up_again(ctx):
     privacy.purge_evidence(24)
     db.session.expire_all()
     upload = db.session.get(Upload, case.uploads[0].id)
-    assert upload.state == "failed" and upload.error == "purged"
+    assert upload.state == "purged" and upload.is_purged
     assert evidence.sweep(grace_seconds=0) == 0
+    # A job for it still in the queue finds nothing to read (its file is gone).
+    assert evidence.process(upload.id) == "purged"
 
 
 def test_the_purge_command(app, runner):

@@ -59,6 +59,7 @@ UPLOAD_STATES = {
     "processing": _l("Reading"),
     "extracted": _l("Read"),
     "failed": _l("Could not be used"),
+    "purged": _l("Deleted under the retention policy"),
 }
 
 CHANNELS = {

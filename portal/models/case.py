@@ -109,6 +109,8 @@ class UploadState(StrEnum):
     PROCESSING = "processing"
     EXTRACTED = "extracted"
     FAILED = "failed"
+    # Its files were deleted under the retention policy (services/privacy.py); final.
+    PURGED = "purged"
 
 
 class Upload(db.Model):
@@ -138,8 +140,14 @@ class Upload(db.Model):
     error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     case: Mapped[Case | None] = relationship(back_populates="uploads")
+
+    @property
+    def is_purged(self) -> bool:
+        """True once its files were deleted under the retention policy (views answer 404)."""
+        return self.state == UploadState.PURGED
 
 
 class CaseEvent(db.Model):

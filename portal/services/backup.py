@@ -58,7 +58,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from ..extensions import db
-from ..models import utcnow
+from ..models import UploadState, utcnow
 from ..scans.storage import is_valid_key
 
 FORMAT = 1
@@ -126,15 +126,6 @@ def _hash_stream(reader, copy_to: Path | None = None) -> tuple[str, int]:
             writer.flush()
             os.fsync(writer.fileno())
     return digest.hexdigest(), size
-
-
-def _is_purged(extracted) -> bool:
-    if isinstance(extracted, str):
-        try:
-            extracted = json.loads(extracted)
-        except ValueError:
-            return False
-    return isinstance(extracted, dict) and bool(extracted.get("purged_at"))
 
 
 def _tool_version(path: Path) -> tuple[int, str] | None:
@@ -223,7 +214,7 @@ def _sqlite_contents(path: Path) -> tuple[dict[str, int], list[dict], str | None
         if "uploads" in tables:
             rows = conn.execute(
                 "SELECT id, storage_key, preview_key, thumbnail_key, sha256, size_bytes, "
-                "extracted FROM uploads ORDER BY id"
+                "state FROM uploads ORDER BY id"
             )
             uploads = [_upload_row(*row) for row in rows]
         revision = None
@@ -233,13 +224,13 @@ def _sqlite_contents(path: Path) -> tuple[dict[str, int], list[dict], str | None
     return tables, uploads, revision
 
 
-def _upload_row(upload_id, storage_key, preview_key, thumbnail_key, sha256, size, extracted):
+def _upload_row(upload_id, storage_key, preview_key, thumbnail_key, sha256, size, state):
     return {
         "id": upload_id,
         "keys": dict(zip(_ROLES, (storage_key, preview_key, thumbnail_key), strict=True)),
         "sha256": sha256,
         "size": size,
-        "purged": _is_purged(extracted),
+        "purged": state == UploadState.PURGED,
     }
 
 
@@ -290,7 +281,7 @@ def _dump_postgresql(work: Path) -> tuple[dict, dict[str, int], list[dict]]:
                 rows = conn.execute(
                     text(
                         "SELECT id, storage_key, preview_key, thumbnail_key, sha256, size_bytes, "
-                        "extracted FROM uploads ORDER BY id"
+                        "state FROM uploads ORDER BY id"
                     )
                 )
                 uploads = [_upload_row(*row) for row in rows]

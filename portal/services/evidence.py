@@ -15,9 +15,10 @@ from datetime import timedelta
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from ..domain.fields import LOOKUP_FIELDS
 from ..extensions import db
 from ..models import Case, CaseEvent, CaseState, Upload, UploadState, User, utcnow
 from ..queue import enqueue_after_commit
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 EXTRACT_JOB = "workers.scans.extract_upload"
 
 
+# An upload in one of these states is never read again.
+_FINAL_STATES = (UploadState.EXTRACTED, UploadState.FAILED, UploadState.PURGED)
 _STORAGE_SETTINGS = (
     "EVIDENCE_STORAGE",
     "UPLOAD_DIR",
@@ -65,11 +68,13 @@ def limits() -> ScanLimits:
 
 
 def _used_bytes(user: User) -> int:
-    # Purged evidence no longer takes space (its extracted JSON records the purge).
-    rows = db.session.execute(
-        select(Upload.size_bytes, Upload.extracted).where(Upload.uploader_id == user.id)
-    ).all()
-    return sum(size for size, extracted in rows if not (extracted or {}).get("purged_at"))
+    # Purged evidence no longer takes space.
+    used = db.session.scalar(
+        select(func.coalesce(func.sum(Upload.size_bytes), 0)).where(
+            Upload.uploader_id == user.id, Upload.state != UploadState.PURGED
+        )
+    )
+    return int(used)
 
 
 def can_add_evidence(case: Case) -> bool:
@@ -147,7 +152,7 @@ def _plan(session: Session, upload: Upload) -> None:
 def process(upload_id: int) -> str:
     """Read one upload (the job's work); running it again changes nothing. Returns its state."""
     upload = db.session.get(Upload, upload_id)
-    if upload is None or upload.state in (UploadState.EXTRACTED, UploadState.FAILED):
+    if upload is None or upload.state in _FINAL_STATES:
         return upload.state if upload else "missing"
     upload.state = UploadState.PROCESSING
     upload.attempts += 1
@@ -239,9 +244,7 @@ def file_for(upload: Upload, variant: str) -> Served | None:
     """The original (download only), the re-encoded preview or the thumbnail, opened for
     streaming; None once the evidence was purged under the retention policy (or when its file
     is missing from storage, which is logged)."""
-    from .privacy import is_purged
-
-    if is_purged(upload):
+    if upload.is_purged:
         return None
     key = {
         "original": upload.storage_key,
@@ -316,11 +319,8 @@ def read_for_lookup(filename: str | None, data: bytes) -> dict[str, str]:
 
     result = extract(data, filename, replace(limits(), ocr=OcrPolicy.NEVER))
     values = result.values()
-    found = {
-        name: values[name]
-        for name in ("code", "number", "issue_date", "amount", "total")
-        if values.get(name)
-    }
+    # The evidence names the check code in full; the lookup asks for its last six digits.
+    found = {name: values[name] for name in LOOKUP_FIELDS if values.get(name)}
     check = values.get("check_code", "")
     if len(check) >= 6:
         found["check_code_last6"] = check[-6:]

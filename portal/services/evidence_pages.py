@@ -8,7 +8,6 @@ from ..models import Upload
 from ..scans.errors import EvidenceRefused
 from ..scans.pdf import render_page
 from .evidence import limits, storage
-from .privacy import is_purged
 
 PAGE_WIDTH = 1400  # pixels: enough to read a printed invoice at the viewer's size
 
@@ -20,7 +19,7 @@ def page_png(upload: Upload, number: int) -> bytes | None:
     if (
         upload.media_type != "application/pdf"
         or not 1 <= number <= (upload.pages or 1)
-        or is_purged(upload)
+        or upload.is_purged
     ):
         return None
     try:

@@ -3,9 +3,9 @@
 Retention. Evidence files of a case closed (resolved, rejected, withdrawn or merged) more than
 ``EVIDENCE_RETENTION_MONTHS`` months ago (default 24) are deleted: the original, the preview
 and the thumbnail. The ``Upload`` row stays (the case's record and the audit trail speak of
-it), with ``preview_key``/``thumbnail_key``/``perceptual_hash`` cleared and ``extracted``
-(fields read *from* the evidence) replaced by a marker ``{"purged_at": …, "retention_months":
-N}``; ``storage_key`` (NOT NULL, unique, random) and ``sha256`` stay as the record of what was
+it) in state ``purged`` with its ``purged_at``, ``preview_key``/``thumbnail_key``/
+``perceptual_hash`` cleared and ``extracted`` (fields read *from* the evidence) emptied;
+``storage_key`` (NOT NULL, unique, random) and ``sha256`` stay as the record of what was
 held. One ``upload.purged`` audit row is written per upload; ``audit_events`` is never touched.
 A merged case's evidence waits until the case it was merged into is closed long enough too.
 
@@ -25,7 +25,6 @@ Public API:
 - ``CLOSED_CASE_STATES``
 - ``retention_months() -> int``: the setting, read with a default.
 - ``retention_cutoff(now, months) -> datetime``: ``now`` minus whole calendar months.
-- ``is_purged(upload) -> bool``, ``purged_at(upload) -> str | None``
 - ``purge_evidence(older_than_months=None, dry_run=False, now=None, …) -> PurgeReport``
 - ``write_customer_data(user, out, …) -> ExportSummary`` (streams into a binary file object)
 - ``export_customer_data(user, …) -> bytes``
@@ -101,19 +100,6 @@ def retention_cutoff(now: datetime, months: int) -> datetime:
     return now.replace(year=year, month=month, day=day)
 
 
-def purged_at(upload: Upload) -> str | None:
-    """When the upload's files were purged (ISO 8601 UTC), or None if they were not."""
-    marker = upload.extracted
-    if isinstance(marker, dict) and marker.get("purged_at"):
-        return str(marker["purged_at"])
-    return None
-
-
-def is_purged(upload: Upload) -> bool:
-    """True when the upload's files were deleted by retention (views should answer 404)."""
-    return purged_at(upload) is not None
-
-
 @dataclass(frozen=True)
 class PurgedUpload:
     """One upload the purge handled (or, in a dry run, would handle)."""
@@ -186,7 +172,7 @@ def _candidates(cutoff: datetime, after_id: int, limit: int) -> list[Upload]:
             Upload.id > after_id,
             Case.state.in_([str(s) for s in CLOSED_CASE_STATES]),
             closed_at < cutoff,
-            or_(Upload.extracted.is_(None), Upload.extracted["purged_at"].as_string().is_(None)),
+            Upload.state != UploadState.PURGED,
         )
         .options(joinedload(Upload.case))
         .order_by(Upload.id)
@@ -261,10 +247,9 @@ def purge_evidence(
                 "state": upload.state,
             }
             upload.preview_key = upload.thumbnail_key = upload.perceptual_hash = None
-            upload.extracted = {"purged_at": stamp, "retention_months": months}
-            if upload.state in (UploadState.RECEIVED, UploadState.PROCESSING):
-                # Never picked up again by the extraction sweeper.
-                upload.state, upload.error = UploadState.FAILED, "purged"
+            upload.extracted = None
+            # Final: neither the extraction job nor its sweeper picks it up again.
+            upload.state, upload.purged_at = UploadState.PURGED, now
             after = {
                 "case": upload.case.reference,
                 "purged_at": stamp,
@@ -379,7 +364,7 @@ def _case(case: Case, files: dict[int, str | None]) -> dict:
                 "created_at": u.created_at,
                 "processed_at": u.processed_at,
                 "fields_read": _extracted_values(u),
-                "purged_at": purged_at(u),
+                "purged_at": u.purged_at,
                 "file": files.get(u.id),
             }
             for u in case.uploads
@@ -425,7 +410,7 @@ def write_customer_data(
         for case in own_cases:
             for upload in case.uploads:
                 source = None
-                if not is_purged(upload):
+                if not upload.is_purged:
                     try:
                         source = store.open(upload.storage_key)
                     except FileNotFoundError:

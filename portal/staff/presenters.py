@@ -16,6 +16,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from ..domain import InvoiceKind
+from ..domain.fields import DISPLAY_ORDER, NOT_ON_DIGITAL
 from ..models import Case
 from ..services import intake
 from ..services.review import extracted_fields
@@ -91,6 +92,7 @@ UPLOAD_STATES = {
     "processing": _l("Being read"),
     "extracted": _l("Read"),
     "failed": _l("Could not be used"),
+    "purged": _l("Deleted under the retention policy"),
 }
 
 SLA = {"breached": _l("Overdue"), "at_risk": _l("Due soon"), "on_time": _l("On time")}
@@ -210,22 +212,6 @@ def kind_choices() -> list[tuple[str, str]]:
 
 # ------------------------------------------------------------------- the review page's table
 
-COMPARE_FIELDS = (
-    "code",
-    "number",
-    "kind",
-    "issue_date",
-    "amount",
-    "tax",
-    "total",
-    "check_code",
-    "buyer_tax_id",
-    "buyer_name",
-    "seller_tax_id",
-)
-# What a 数电票 does not have: no invoice code, no check code.
-NOT_ON_DIGITAL = ("code", "check_code")
-
 
 @dataclass(frozen=True)
 class ComparisonRow:
@@ -300,7 +286,7 @@ def comparison(case: Case, registry: dict | None) -> list[ComparisonRow]:
     reg = registry or {}
     skip = NOT_ON_DIGITAL if is_digital(case) else ()
     rows = []
-    for name in COMPARE_FIELDS:
+    for name in DISPLAY_ORDER:
         if name in skip:
             continue
         value, source = extracted.get(name, ("", ""))
@@ -340,7 +326,7 @@ def approval_fields(case: Case) -> list[str]:
     """The approval form's fields for this case, in order (a 数电票 is not asked for a code
     or a check code)."""
     skip = NOT_ON_DIGITAL if is_digital(case) else ()
-    return [name for name in COMPARE_FIELDS if name not in skip]
+    return [name for name in DISPLAY_ORDER if name not in skip]
 
 
 @dataclass(frozen=True)
