@@ -1,6 +1,7 @@
 """The test-data builders every test module shares (test modules import helpers from here,
-not from each other): ledger rows, a case with evidence, the evidence sample invoice, and
-``run_workers`` to drain the queues in-process."""
+not from each other): ledger rows, a case with evidence, the evidence sample invoice,
+``run_workers`` to drain the queues in-process, a wire record (``GOOD``) and CSV import files,
+and a customer's report and lookup as the browser sends them."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from PIL import Image
 from rq import SimpleWorker
 from sqlalchemy import select
 
+from portal.domain.fields import WIRE_FIELDS
+from portal.domain.identity import canonical_key
 from portal.extensions import db
 from portal.models import Case, Invoice, User, utcnow
 from portal.queue import get_queue, worker_connection
 from portal.services import cases, evidence
+from tests.conftest import csrf_token_from
 from tests.scans.corpus import InvoiceSample
 from workers import queues
 
@@ -35,7 +39,7 @@ def invoice(**overrides) -> Invoice:
     values = {
         "code": code,
         "number": number,
-        "key": f"{code}-{number}" if code else number,
+        "key": canonical_key(code, number),
         "kind": "e_ordinary",
         "issue_date": date(2026, 5, 1),
         "amount": Decimal("100.00"),
@@ -131,3 +135,54 @@ EVIDENCE_SAMPLE = InvoiceSample(
     tax=Decimal("2.84"),
     total=Decimal("50.10"),
 )
+
+
+# --- wire records, CSV imports, customer requests -------------------------------------
+
+# One valid issued invoice as the API and the CSV import take it.
+GOOD = {
+    "code": "011001900111",
+    "number": "51142414",
+    "kind": "e_ordinary",
+    "issue_date": "2026-05-01",
+    "amount": "47.26",
+    "tax": "2.84",
+    "total": "50.10",
+    "buyer_tax_id": "911101017967003199",
+    "buyer_name": "北京示例科技有限公司",
+    "seller_tax_id": "91320621MA1MRHG205",
+    "check_code": "65431824771847114698",
+}
+
+
+def csv_bytes(rows: list[dict], encoding="utf-8", bom=False) -> bytes:
+    """Rows (dicts of the wire fields) as a CSV import file."""
+    lines = [",".join(WIRE_FIELDS)]
+    lines += [",".join(r[c] for c in WIRE_FIELDS) for r in rows]
+    text = "\n".join(lines) + "\n"
+    return (b"\xef\xbb\xbf" if bom else b"") + text.encode(encoding)
+
+
+# What a customer types into the report form.
+REPORT = {
+    "code": "011001900111",
+    "number": "12345678",
+    "issue_date": "2026-05-01",
+    "amount": "100.00",
+    "total": "106.00",
+    "check_code": "123456",
+    "contact_preference": "email",
+    "description": "开票方说已经开了，但查验不到。",
+}
+
+
+def report(client, **fields):
+    """Report a missing invoice as a signed-in customer does: the form, then its POST."""
+    token = csrf_token_from(client.get("/cases/new").get_data(as_text=True))
+    return client.post("/cases/new", data={"csrf_token": token, **REPORT, **fields})
+
+
+def look_up(client, **fields):
+    """As a browser does: the page, then the form (sessionless: no token to send)."""
+    client.get("/lookup")
+    return client.post("/lookup", data=fields)

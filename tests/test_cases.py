@@ -11,22 +11,7 @@ from portal.extensions import db
 from portal.models import AuditEvent, Case, CaseState
 from portal.services import cases, sla
 from tests.conftest import AuthActions, csrf_token_from
-
-REPORT = {
-    "code": "011001900111",
-    "number": "12345678",
-    "issue_date": "2026-05-01",
-    "amount": "100.00",
-    "total": "106.00",
-    "check_code": "123456",
-    "contact_preference": "email",
-    "description": "开票方说已经开了，但查验不到。",
-}
-
-
-def report(client, **fields):
-    token = csrf_token_from(client.get("/cases/new").get_data(as_text=True))
-    return client.post("/cases/new", data={"csrf_token": token, **REPORT, **fields})
+from tests.factories import report
 
 
 def test_reporting_opens_a_case_with_a_reference_and_a_promise(app, auth, client):

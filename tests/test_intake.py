@@ -8,21 +8,8 @@ from portal.extensions import db
 from portal.models import AuditEvent, Invoice, Submission
 from portal.queue import get_queue
 from portal.services import accounts, intake
+from tests.factories import GOOD, csv_bytes
 from workers import queues
-
-GOOD = {
-    "code": "011001900111",
-    "number": "51142414",
-    "kind": "e_ordinary",
-    "issue_date": "2026-05-01",
-    "amount": "47.26",
-    "tax": "2.84",
-    "total": "50.10",
-    "buyer_tax_id": "911101017967003199",
-    "buyer_name": "北京示例科技有限公司",
-    "seller_tax_id": "91320621MA1MRHG205",
-    "check_code": "65431824771847114698",
-}
 
 
 def token_for(app, role="reviewer", email="billing@example.com") -> str:
@@ -138,13 +125,6 @@ def test_openapi_document_describes_the_endpoints(client):
     doc = client.get("/api/v1/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
     assert {"/invoices", "/invoices/{key}"} <= set(doc["paths"])
-
-
-def csv_bytes(rows: list[dict], encoding="utf-8", bom=False) -> bytes:
-    lines = [",".join(intake.CSV_HEADER)]
-    lines += [",".join(r[c] for c in intake.CSV_HEADER) for r in rows]
-    text = "\n".join(lines) + "\n"
-    return (b"\xef\xbb\xbf" if bom else b"") + text.encode(encoding)
 
 
 def numbered(n: int) -> dict:

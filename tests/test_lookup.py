@@ -10,19 +10,13 @@ from portal.domain import shanghai_date
 from portal.models import utcnow
 from portal.services import accounts
 from tests import factories
-from tests.factories import run_workers
+from tests.factories import look_up, run_workers
 
 CHECK = "65431824771847114698"
 
 
 def findings(response) -> list[str]:
     return re.findall(r'class="finding finding-([a-z_]+)"', response.get_data(as_text=True))
-
-
-def look_up(client, **fields):
-    """As a browser does: the page, then the form (sessionless: no token to send)."""
-    client.get("/lookup")
-    return client.post("/lookup", data=fields)
 
 
 def e_ordinary(invoice, **override):

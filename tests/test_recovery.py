@@ -15,7 +15,7 @@ from portal.services import outbox
 from portal.services.registry_link import CircuitBreaker, breaker
 from tests import factories
 from tests.conftest import _simulator_app
-from tests.test_delivery import run_workers
+from tests.factories import run_workers
 
 
 @pytest.fixture

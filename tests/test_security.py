@@ -797,7 +797,7 @@ def test_9_the_simulator_answers_nested_json_with_a_400(registry_sim):
 
 
 def test_9_api_issue_dates_outside_2000_to_tomorrow_are_refused(app, client):
-    from tests.test_intake import GOOD
+    from tests.factories import GOOD
 
     with app.app_context():
         token = accounts.issue_api_token(
@@ -827,7 +827,7 @@ def test_9_api_issue_dates_outside_2000_to_tomorrow_are_refused(app, client):
 
 def test_9_form_and_csv_issue_dates_outside_the_range_are_refused(app, auth, make_user):
     from portal.services import intake
-    from tests.test_intake import GOOD, csv_bytes
+    from tests.factories import GOOD, csv_bytes
 
     auth.register()
     report = post(
@@ -872,7 +872,7 @@ def test_9_invitation_links_come_from_public_url_not_the_host_header(app, app_fa
 
 def test_9_single_use_links_are_masked_in_the_mail_viewer(app, app_factory, make_user, tmp_path):
     from portal.services import account_links, notify
-    from tests.test_delivery import run_workers
+    from tests.factories import run_workers
 
     app = app_factory(MAIL_URL=f"file://{tmp_path / 'mail'}")
     make_user("r@example.com", "reviewer")

@@ -10,7 +10,7 @@ from portal.models import Alert
 from portal.services import accounts, dashboard, dead_letters, monitoring
 from tests import factories
 from tests.conftest import AuthActions, csrf_token_from
-from tests.test_delivery import run_workers
+from tests.factories import run_workers
 
 RAW_CODES = ("invalid", "rejected", "dead", "succeeded", "registered", "HTTP", "dead letter")
 

@@ -14,7 +14,7 @@ from portal.services import accounts, cases, registry_view, review
 from portal.staff import presenters
 from tests import factories
 from tests.conftest import AuthActions, csrf_token_from
-from tests.test_delivery import run_workers
+from tests.factories import run_workers
 
 PASSWORD = "Gao-Shan-Liu-Shui-42"
 APPROVAL = {
@@ -272,8 +272,8 @@ def test_the_viewer_gets_every_page_of_a_pdf(app):
     import pypdfium2
 
     from portal.models import Upload
+    from tests.factories import EVIDENCE_SAMPLE as SAMPLE
     from tests.scans.corpus import invoice_pdf
-    from tests.test_evidence import SAMPLE
 
     one = pypdfium2.PdfDocument(invoice_pdf(SAMPLE))
     two = pypdfium2.PdfDocument.new()

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from ..services.intake import CSV_HEADER
+from ..domain.fields import WIRE_FIELDS
 
+# A 数电票 has no code and no check code; a legacy invoice's kind follows from its code.
+_OPTIONAL_IN = ("code", "kind", "check_code")
 _MONEY = {"type": "string", "pattern": r"^\d+(\.\d{1,2})?$", "examples": ["100.00"]}
 
 INVOICE_IN = {
     "type": "object",
-    "required": [
-        "number",
-        "issue_date",
-        "amount",
-        "tax",
-        "total",
-        "buyer_tax_id",
-        "buyer_name",
-        "seller_tax_id",
-    ],
+    "required": [n for n in WIRE_FIELDS if n not in _OPTIONAL_IN],
     "properties": {
         "code": {
             "type": "string",
@@ -50,7 +43,7 @@ INVOICE_OUT = {
     "type": "object",
     "properties": {
         "key": {"type": "string"},
-        **{name: {"type": "string"} for name in CSV_HEADER},
+        **{name: {"type": "string"} for name in WIRE_FIELDS},
         "registry": {
             "type": "object",
             "properties": {

@@ -194,18 +194,6 @@ class EvidenceForm(PortalForm):
     submit = SubmitField(_l("Upload"))
 
 
-CONFIRM_FIELDS = (
-    "code",
-    "number",
-    "issue_date",
-    "amount",
-    "tax",
-    "total",
-    "check_code",
-    "buyer_tax_id",
-)
-
-
 class ConfirmFieldsForm(PortalForm):
     """What the customer confirms (or corrects) after seeing what was read from the evidence."""
 

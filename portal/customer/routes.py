@@ -30,6 +30,7 @@ from ..domain import (
     parse_qr,
     required_fields,
 )
+from ..domain.fields import CLAIM_FIELDS, CONFIRM_FIELDS, LOOKUP_FIELDS
 from ..extensions import csrf, limiter
 from ..models import utcnow
 from ..scans.errors import EvidenceRefused
@@ -44,7 +45,6 @@ from ..web.uploads import add_evidence_file, finish
 from ..web.urls import is_local_path
 from . import bp
 from .forms import (
-    CONFIRM_FIELDS,
     BuyerLinkForm,
     ConfirmFieldsForm,
     EvidenceForm,
@@ -56,8 +56,6 @@ from .forms import (
     WithdrawForm,
 )
 from .presenters import query_fields, report_prefill
-
-LOOKUP_FIELDS = ("code", "number", "issue_date", "amount", "total", "check_code_last6")
 
 
 def _user_key() -> str:
@@ -182,9 +180,7 @@ def lookup_fields():
 def _judge_report(form: ReportForm):
     """Every problem of the report at once, each beside its field; the claim if there is none."""
     form.validate_on_submit()
-    claimed, problems = cases.parse_claim_all(
-        {name: form[name].data for name in cases.CLAIM_FIELDS}
-    )
+    claimed, problems = cases.parse_claim_all({name: form[name].data for name in CLAIM_FIELDS})
     attach_errors(form, problems, "number")
     if form.contact_preference.data == "phone" and not form.contact_phone.data:
         form.contact_phone.errors = [_("Enter a phone number, or choose e-mail.")]
@@ -264,6 +260,7 @@ def case_detail(reference: str):
         withdraw_form=WithdrawForm(formdata=None),
         evidence_form=EvidenceForm(formdata=None),
         confirm_form=confirm,
+        confirm_fields=CONFIRM_FIELDS,
         can_upload=evidence.can_add_evidence(case),
         extracted=extracted,
         unreadable=any((u.extracted or {}).get("readable") is False for u in case.uploads),

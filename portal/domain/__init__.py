@@ -14,6 +14,8 @@ Everything here takes plain values and returns plain values; every refusal is an
   ``LookupQuery``, ``parse_issue_date``, ``check_issue_date_range``.
 - ``throttle``: ``sign_in_wait``, ``SignInPolicy``, ``FailureCount`` (sign-in delays).
 - ``diagnosis``: ``diagnose(query, today=..., ledger=..., registry=...)`` -> ``Finding``s.
+- ``fields``: ``WIRE_FIELDS`` (the registry protocol's invoice fields), ``MONEY_FIELDS``, the
+  display order and the fields each form asks for.
 - ``regions``, ``shanghai_time``, ``normalize``, ``messages``, ``errors``: the supporting pieces.
 """
 

@@ -14,6 +14,8 @@ Public API:
   Two identities are equal when their code and number are.
 - ``parse_identity(code, number, *, type_code=None) -> InvoiceIdentity``.
 - ``parse_key(key) -> InvoiceIdentity``.
+- ``canonical_key(code, number) -> str``: the key rule itself, for a code and number already
+  in canonical form (ASCII digits, nothing else); the ledger and the registry client use it.
 """
 
 from __future__ import annotations
@@ -158,7 +160,7 @@ class InvoiceIdentity:
     @property
     def key(self) -> str:
         """The canonical key: ``{code}-{number}``, or the 20-digit number of a 数电票."""
-        return f"{self.code}-{self.number}" if self.code else self.number
+        return canonical_key(self.code, self.number)
 
     @property
     def generation(self) -> Generation:
@@ -213,6 +215,30 @@ def parse_identity(
     if not code_digits:
         raise InvoiceRuleError("code_missing", field="code")
     return _legacy_identity(code_digits, number_digits)
+
+
+def canonical_key(code: str | None, number: str) -> str:
+    """Return the key of a canonical code and number: ``{code}-{number}`` for a legacy invoice
+    (10- or 12-digit code, 8-digit number), the bare 20-digit number of a 数电票 (no code).
+
+    Nothing is tidied: a value typed by a person goes through ``parse_identity`` first. Raises
+    InvoiceRuleError (``field`` ``code`` or ``number``) when the pair has neither shape.
+    """
+    code = "" if code is None else code
+    for name, value in (("code", code), ("number", number)):
+        if not isinstance(value, str):
+            raise InvoiceRuleError("not_text", field=name)
+        if value and not is_ascii_digits(value):
+            raise InvoiceRuleError("not_digits", field=name, char=first_non_digit(value))
+    if not code:
+        if len(number) != 20:
+            raise InvoiceRuleError("number_length", field="number", length=len(number))
+        return number
+    if len(code) not in (10, 12):
+        raise InvoiceRuleError("code_length", field="code", length=len(code))
+    if len(number) != 8:
+        raise InvoiceRuleError("number_length", field="number", length=len(number))
+    return f"{code}-{number}"
 
 
 def parse_key(key: str | None) -> InvoiceIdentity:

@@ -37,6 +37,7 @@ FIELD_LABELS: Mapping[str, tuple[str, str]] = {
     "buyer_tax_id": ("购买方纳税人识别号", "buyer taxpayer ID"),
     "buyer_name": ("购买方名称", "buyer name"),
     "seller_tax_id": ("销售方纳税人识别号", "seller taxpayer ID"),
+    "seller_name": ("销售方名称", "seller name"),
 }
 
 

@@ -34,6 +34,9 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 
+from portal.domain.errors import InvoiceRuleError
+from portal.domain.identity import canonical_key
+
 logger = logging.getLogger(__name__)
 
 MAX_BATCH_ITEMS = 100
@@ -120,30 +123,16 @@ class InvoiceKeyError(ValueError):
 
 
 def invoice_key(code: str | None, number: str) -> str:
-    """Return the registry key of an invoice: ``{code}-{number}`` for a legacy invoice
-    (10 or 12 digit code, 8 digit number), the bare 20-digit number for a 数电票 (no code).
+    """Return the registry key of an invoice (the rule is ``portal.domain.identity``'s
+    ``canonical_key``): ``{code}-{number}`` for a legacy invoice, the bare 20-digit number for a
+    数电票 (no code).
 
     Raises InvoiceKeyError (a ValueError) when the pair has neither shape.
     """
-    code = code or ""
-    if not isinstance(code, str):
-        raise InvoiceKeyError("code", "the invoice code must be text")
-    if not isinstance(number, str):
-        raise InvoiceKeyError("number", "the invoice number must be text")
-    if not code:
-        if len(number) == 20 and _ascii_digits(number):
-            return number
-        raise InvoiceKeyError("number", "a 数电票 (no invoice code) has a 20-digit number")
-    if len(code) not in (10, 12) or not _ascii_digits(code):
-        raise InvoiceKeyError("code", "an invoice code has 10 or 12 digits")
-    if len(number) != 8 or not _ascii_digits(number):
-        raise InvoiceKeyError("number", "an invoice with a code needs an 8-digit number")
-    return f"{code}-{number}"
-
-
-def _ascii_digits(text: str) -> bool:
-    # str.isdigit() alone accepts full-width and other Unicode digits.
-    return text.isascii() and text.isdigit()
+    try:
+        return canonical_key(code, number)
+    except InvoiceRuleError as refused:
+        raise InvoiceKeyError(refused.field or "number", refused.message("en")) from None
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

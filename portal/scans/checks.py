@@ -7,7 +7,6 @@ sources agree. The rules themselves live in ``portal.domain``; this module only 
 Public API:
 
 - ``Check(code, ok, message_zh, message_en)`` with ``message(locale)`` and ``to_json()``.
-- ``FIELD_LABELS``: (zh_CN, en) labels of the extracted fields.
 - ``evidence_checks(values, *, qr=None, conflicts=()) -> list[Check]``.
 """
 
@@ -24,23 +23,9 @@ from portal.domain import (
     parse_money,
     parse_taxpayer_id,
 )
-from portal.domain.messages import DEFAULT_LOCALE, resolve_locale
+from portal.domain.fields import EXTRACTED_FIELDS, MONEY_FIELDS
+from portal.domain.messages import DEFAULT_LOCALE, field_label, resolve_locale
 from portal.scans.qr import QrReading
-
-FIELD_LABELS: Mapping[str, tuple[str, str]] = {
-    "code": ("发票代码", "invoice code"),
-    "number": ("发票号码", "invoice number"),
-    "kind": ("发票种类", "invoice kind"),
-    "issue_date": ("开票日期", "issue date"),
-    "amount": ("金额（不含税）", "amount excluding tax"),
-    "tax": ("税额", "tax"),
-    "total": ("价税合计", "total including tax"),
-    "check_code": ("校验码", "check code"),
-    "buyer_tax_id": ("购买方纳税人识别号", "buyer's taxpayer ID"),
-    "buyer_name": ("购买方名称", "buyer's name"),
-    "seller_tax_id": ("销售方纳税人识别号", "seller's taxpayer ID"),
-    "seller_name": ("销售方名称", "seller's name"),
-}
 
 
 @dataclass(frozen=True)
@@ -95,10 +80,10 @@ def evidence_checks(
         checks.extend(_identity_checks(values))
     checks.extend(_totals_check(values))
     checks.extend(_tax_id_check(values))
-    conflicted = [name for name in FIELD_LABELS if name in set(conflicts)]
+    conflicted = [name for name in EXTRACTED_FIELDS if name in set(conflicts)]
     if conflicted:
-        zh = "、".join(FIELD_LABELS[name][0] for name in conflicted)
-        en = ", ".join(FIELD_LABELS[name][1] for name in conflicted)
+        zh = "、".join(field_label(name, "zh_CN") for name in conflicted)
+        en = ", ".join(field_label(name, "en") for name in conflicted)
         checks.append(
             Check(
                 "sources_agree",
@@ -137,12 +122,11 @@ def _identity_checks(values: Mapping[str, str]) -> list[Check]:
 
 
 def _totals_check(values: Mapping[str, str]) -> list[Check]:
-    if not all(values.get(name) for name in ("amount", "tax", "total")):
+    if not all(values.get(name) for name in MONEY_FIELDS):
         return []
     try:
         amount, tax, total = (
-            parse_money(values[name], field=name, allow_negative=True)
-            for name in ("amount", "tax", "total")
+            parse_money(values[name], field=name, allow_negative=True) for name in MONEY_FIELDS
         )
         check_totals(amount, tax, total)
     except InvoiceRuleError as error:

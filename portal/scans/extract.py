@@ -31,6 +31,7 @@ from enum import StrEnum
 from PIL import Image
 
 from portal.domain import InvoiceRuleError, QrPayload, parse_identity
+from portal.domain.fields import EXTRACTED_FIELDS
 from portal.scans.background import Background
 from portal.scans.checks import Check, evidence_checks
 from portal.scans.einvoice_xml import read_invoice_xml
@@ -363,26 +364,10 @@ def _merge(
             best["kind"] = ExtractedField(
                 "kind", identity.kind.value, number.source, number.confidence, number.where
             )
-    order = list(_FIELD_ORDER)
+    order = EXTRACTED_FIELDS
     fields = sorted(best.values(), key=lambda f: order.index(f.name) if f.name in order else 99)
     conflicts = tuple(Conflict(name, tuple(values)) for name, values in disagreeing.items())
     return tuple(fields), conflicts
-
-
-_FIELD_ORDER = (
-    "code",
-    "number",
-    "kind",
-    "issue_date",
-    "amount",
-    "tax",
-    "total",
-    "check_code",
-    "buyer_tax_id",
-    "buyer_name",
-    "seller_tax_id",
-    "seller_name",
-)
 
 
 class _Clock:

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from portal.domain import InvoiceRuleError, parse_issue_date, parse_money
+from portal.domain.fields import MONEY_FIELDS
 from portal.domain.normalize import normalize_text, strip_separators
 
 _DATE_VALUE = r"(\d{4}\s*年\s*\d{1,2}\s*月\s*\d{1,2}\s*日?|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{8})"
@@ -46,7 +47,6 @@ def _money(text: str) -> str | None:
 
 
 _DIGIT_LENGTHS = {"code": (10, 12), "number": (8, 20), "check_code": (20,)}
-_MONEY_FIELDS = frozenset({"amount", "tax", "total"})
 _MAX_NAME_LENGTH = 100
 
 
@@ -65,7 +65,7 @@ def canonical_value(name: str, raw: str | None) -> str | None:
     if name == "issue_date":
         match = _ANY_DATE.search(text)
         return _date(match[1]) if match else None
-    if name in _MONEY_FIELDS:
+    if name in MONEY_FIELDS:
         return _money(text)
     if name.endswith("_tax_id"):
         value = strip_separators(text).upper()

@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, func, select
 
 from ..domain import InvoiceRuleError, parse_taxpayer_id
+from ..domain.fields import WIRE_FIELDS
 from ..extensions import db
 from ..models import BuyerLink, Invoice, LinkState, User, utcnow
 from . import audit
@@ -237,21 +238,10 @@ def my_invoice(user: User, key: str) -> Invoice | None:
     return db.session.scalar(_my_invoices_query(user, InvoiceFilter()).where(Invoice.key == key))
 
 
-EXPORT_HEADER = (
-    "key",
-    "code",
-    "number",
-    "kind",
-    "issue_date",
-    "amount",
-    "tax",
-    "total",
-    "buyer_tax_id",
-    "buyer_name",
-    "registry_state",
-    "registry_id",
-    "registered_at",
-)
+# The buyer's own copy of the ledger: the wire fields but the seller's and the check code,
+# then where the invoice stands at the registry.
+EXPORT_FIELDS = tuple(n for n in WIRE_FIELDS if n not in ("seller_tax_id", "check_code"))
+EXPORT_HEADER = ("key", *EXPORT_FIELDS, "registry_state", "registry_id", "registered_at")
 
 
 def export_csv(user: User, f: InvoiceFilter, max_rows: int) -> Iterator[str]:
@@ -265,15 +255,7 @@ def export_csv(user: User, f: InvoiceFilter, max_rows: int) -> Iterator[str]:
         writer.writerow(
             [
                 invoice.key,
-                invoice.code,
-                invoice.number,
-                invoice.kind,
-                invoice.issue_date.isoformat(),
-                f"{invoice.amount:.2f}",
-                f"{invoice.tax:.2f}",
-                f"{invoice.total:.2f}",
-                invoice.buyer_tax_id,
-                _safe_cell(invoice.buyer_name),
+                *(_cell(getattr(invoice, name)) for name in EXPORT_FIELDS),
                 invoice.registry_state,
                 invoice.registry_id or "",
                 invoice.registered_at.isoformat() if invoice.registered_at else "",
@@ -284,6 +266,14 @@ def export_csv(user: User, f: InvoiceFilter, max_rows: int) -> Iterator[str]:
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, date):
+        return value.isoformat()
+    return _safe_cell(str(value))
 
 
 def _safe_cell(text: str) -> str:

@@ -53,9 +53,6 @@ class ClaimedInvoice:
     buyer_tax_id: str
 
 
-CLAIM_FIELDS = ("code", "number", "issue_date", "amount", "total", "check_code", "buyer_tax_id")
-
-
 def parse_claim(values: Mapping[str, object]) -> ClaimedInvoice:
     """Parse a report's invoice fields with the domain rules; raises InvoiceRuleError naming the
     field at fault. The check code may be all 20 digits or just the last 6."""

@@ -23,6 +23,7 @@ from decimal import Decimal
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
+from ..domain.fields import WIRE_FIELDS
 from ..domain.messages import field_label
 from ..extensions import db
 from ..models import (
@@ -35,7 +36,6 @@ from ..models import (
 )
 from . import cases, outbox, reconcile
 from .errors import ServiceError
-from .intake import COMPARED_FIELDS
 
 RECONCILIATION_CHANNEL = "reconciliation"
 LIVE = (SubmissionState.QUEUED, SubmissionState.RETRY_SCHEDULED, SubmissionState.IN_FLIGHT)
@@ -84,7 +84,7 @@ def _view(finding: ReconciliationFinding) -> FindingView:
     invoice = db.session.scalar(select(Invoice).where(Invoice.key == finding.invoice_key))
     details = finding.details or {}
     registry = details.get("registry") or {}
-    ours = {n: _wire(getattr(invoice, n)) for n in COMPARED_FIELDS} if invoice else {}
+    ours = {n: _wire(getattr(invoice, n)) for n in WIRE_FIELDS} if invoice else {}
     rows = [
         FindingRow(
             name,
@@ -94,7 +94,7 @@ def _view(finding: ReconciliationFinding) -> FindingView:
             if name in registry
             else (ours.get(name, "") if finding.kind == FindingKind.MISMATCH else ""),
         )
-        for name in COMPARED_FIELDS
+        for name in WIRE_FIELDS
     ]
     case = db.session.scalar(
         select(Case)

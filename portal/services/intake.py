@@ -30,25 +30,14 @@ from ..domain import (
     parse_taxpayer_id,
     shanghai_date,
 )
+from ..domain.fields import WIRE_FIELDS
 from ..domain.messages import field_label
 from ..extensions import db
 from ..models import Invoice, InvoiceSource, utcnow
 from . import audit, outbox
 
-CSV_HEADER = (
-    "code",
-    "number",
-    "kind",
-    "issue_date",
-    "amount",
-    "tax",
-    "total",
-    "buyer_tax_id",
-    "buyer_name",
-    "seller_tax_id",
-    "check_code",
-)
-COMPARED_FIELDS = CSV_HEADER  # what makes two records "the same invoice"
+# The import's header is the registry protocol's fields, in its order.
+CSV_HEADER = WIRE_FIELDS
 _CHECK_CODE_KINDS = {
     InvoiceKind.ORDINARY,
     InvoiceKind.E_ORDINARY,
@@ -222,9 +211,7 @@ def validate_issued(
 
 
 def _differences(existing: Invoice, issued: IssuedInvoice) -> tuple[str, ...]:
-    return tuple(
-        name for name in COMPARED_FIELDS if getattr(existing, name) != getattr(issued, name)
-    )
+    return tuple(name for name in WIRE_FIELDS if getattr(existing, name) != getattr(issued, name))
 
 
 def record_issued(

@@ -18,6 +18,7 @@ from decimal import Decimal
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
+from ..domain.fields import WIRE_FIELDS
 from ..extensions import db
 from ..models import (
     FindingKind,
@@ -29,7 +30,6 @@ from ..models import (
 )
 from . import audit
 from .errors import ServiceError
-from .intake import COMPARED_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def _wire(value) -> str:
 
 
 def _ledger_record(invoice: Invoice) -> dict:
-    record = {name: _wire(getattr(invoice, name)) for name in COMPARED_FIELDS}
+    record = {name: _wire(getattr(invoice, name)) for name in WIRE_FIELDS}
     record["registry_id"] = invoice.registry_id or ""
     return record
 

@@ -23,6 +23,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import case as sql_case
 from sqlalchemy import func, or_, select, update
 
+from ..domain.fields import WIRE_FIELDS
 from ..extensions import db
 from ..models import (
     OPEN_CASE_STATES,
@@ -309,7 +310,7 @@ def _four_eyes_reasons(case: Case, issued: intake.IssuedInvoice) -> list[str]:
         reasons.append("identity")
     existing = db.session.scalar(select(Invoice).where(Invoice.key == issued.key))
     if existing is not None and any(
-        getattr(existing, n) != getattr(issued, n) for n in intake.COMPARED_FIELDS
+        getattr(existing, n) != getattr(issued, n) for n in WIRE_FIELDS
     ):
         registered = existing.registry_state == RegistryState.REGISTERED
         reasons.append("registered_change" if registered else "ledger_change")
@@ -461,9 +462,7 @@ def _reenter(case: Case, actor: User, issued: intake.IssuedInvoice, decision) ->
         )
         outbox.queue_delivery(invoice, reason="reentry", actor=actor)
     else:
-        differences = [
-            n for n in intake.COMPARED_FIELDS if getattr(invoice, n) != getattr(issued, n)
-        ]
+        differences = [n for n in WIRE_FIELDS if getattr(invoice, n) != getattr(issued, n)]
         live = db.session.scalar(
             select(Submission.id)
             .where(

@@ -24,6 +24,7 @@ from ..domain import (
     parse_money,
     parse_taxpayer_id,
 )
+from ..domain.fields import WIRE_FIELDS
 from ..models import Role
 from ..services import intake
 from ..services.review import REJECT_REASONS
@@ -173,7 +174,7 @@ class ApproveForm(PortalForm):
 
     def invoice_fields(self) -> dict[str, str]:
         """The invoice's fields as typed (the form's other fields left out)."""
-        return {name: (self[name].data or "") for name in intake.CSV_HEADER}
+        return {name: (self[name].data or "") for name in WIRE_FIELDS}
 
 
 class ConfirmApprovalForm(PortalForm):

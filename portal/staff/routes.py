@@ -21,6 +21,7 @@ from flask_login import current_user
 from wtforms import SelectChoice
 
 from ..domain import InvoiceRuleError
+from ..domain.fields import CLAIM_FIELDS, DISPLAY_ORDER
 from ..models import Case, Role, utcnow
 from ..services import (
     accounts,
@@ -164,6 +165,7 @@ def _render_case(case: Case, status: int = 200, **given):
         rows=presenters.comparison(case, registry.record if registry else None),
         registry=registry,
         approval_fields=presenters.approval_fields(case),
+        invoice_fields=DISPLAY_ORDER,
         duplicates=review.duplicates(case),
         pending=pending,
         confirm_form=confirm_form,
@@ -458,7 +460,7 @@ def offline_case():
     form = OfflineCaseForm()
     if form.validate_on_submit():
         try:
-            claimed = cases.parse_claim({n: form[n].data for n in cases.CLAIM_FIELDS})
+            claimed = cases.parse_claim({n: form[n].data for n in CLAIM_FIELDS})
             case = cases.open_case(
                 claimed,
                 customer=cases.customer_for_contact(form.contact_email.data),

@@ -16,9 +16,8 @@ import pytest
 from portal.extensions import db
 from portal.services import cases
 from tests.browser.conftest import PHONE, assert_fits, screenshot
+from tests.factories import EVIDENCE_SAMPLE, run_workers
 from tests.scans.corpus import encode, invoice_page
-from tests.test_delivery import run_workers
-from tests.test_evidence import SAMPLE as EVIDENCE_SAMPLE
 
 WIDTHS = [1366, 1920]
 PASSWORD = "Gao-Shan-Liu-Shui-42"

@@ -11,8 +11,9 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from portal.domain.fields import WIRE_FIELDS
 from portal.registry import SimulatorServer, invoice_key
-from portal.registry.simulator import BEIJING, INVOICE_FIELDS, validate_invoice
+from portal.registry.simulator import BEIJING, validate_invoice
 
 
 class SimulatorHttp:
@@ -215,7 +216,7 @@ json_values = st.recursive(
     max_leaves=10,
 )
 invoice_like_bodies = st.dictionaries(
-    st.sampled_from([*INVOICE_FIELDS, "registry_id"]),
+    st.sampled_from([*WIRE_FIELDS, "registry_id"]),
     json_values | st.from_regex(r"[0-9]{0,21}(\.[0-9]{0,3})?", fullmatch=True),
 )
 

@@ -75,7 +75,7 @@ def test_a_broken_qr_code_and_disagreeing_sources_are_reported():
     assert "3" in checks["qr"].message("en")
     assert not checks["sources_agree"].ok
     assert checks["sources_agree"].message() == (
-        "二维码与票面文字读出的发票号码、金额（不含税）不一致，请以发票原件为准核对。"
+        "二维码与票面文字读出的发票号码、不含税金额不一致，请以发票原件为准核对。"
     )
 
 

@@ -63,16 +63,13 @@ from .protocol import (
 from .server import SimulatorServer, serve_simulator
 from .state import SimulatorState
 from .storage import Registration, SimulatorStopped
-from .validation import BEIJING, INVOICE_FIELDS, MONEY_FIELDS, OPTIONAL_FIELDS, validate_invoice
+from .validation import BEIJING, validate_invoice
 
 __all__ = [
     "BEIJING",
     "DEFAULT_PAGE_SIZE",
-    "INVOICE_FIELDS",
     "MAX_BATCH_ITEMS",
     "MAX_PAGE_SIZE",
-    "MONEY_FIELDS",
-    "OPTIONAL_FIELDS",
     "FaultSettingError",
     "Faults",
     "Registration",

@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .validation import INVOICE_FIELDS
+from portal.domain.fields import WIRE_FIELDS
 
 
 class SimulatorStopped(RuntimeError):
@@ -95,7 +95,7 @@ class RecordStore:
             self._next_seq += 1
             return Registration(201, _record(key, registry_id, registered_at, invoice))
         stored = _record(*row[:3], json.loads(row[3]))
-        differences = tuple(name for name in INVOICE_FIELDS if stored[name] != invoice[name])
+        differences = tuple(name for name in WIRE_FIELDS if stored[name] != invoice[name])
         if differences:
             self.conflicts += 1
             return Registration(409, stored, differences)

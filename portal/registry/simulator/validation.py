@@ -1,7 +1,8 @@
 """What the simulated registry accepts: ``validate_invoice`` and the invoice's field rules.
 
 Deliberately independent of the portal's own rules (``portal.domain``), so the simulator can
-disagree with the portal the way the real registry sometimes does.
+disagree with the portal the way the real registry sometimes does; only the protocol's field
+names (``portal.domain.fields``) are shared, because they are the contract.
 """
 
 from __future__ import annotations
@@ -12,22 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-INVOICE_FIELDS = (
-    "code",
-    "number",
-    "kind",
-    "issue_date",
-    "amount",
-    "tax",
-    "total",
-    "buyer_tax_id",
-    "buyer_name",
-    "seller_tax_id",
-    "check_code",
-)
-MONEY_FIELDS = ("amount", "tax", "total")
-# Absent or null means "": 数电票 have no code and no check code; individuals have no tax ID.
-OPTIONAL_FIELDS = frozenset({"code", "check_code", "buyer_tax_id"})
+from portal.domain.fields import MONEY_FIELDS, OPTIONAL_WIRE_FIELDS, WIRE_FIELDS
 
 # The registry is in Beijing: "in the future" means after today there. China has no daylight
 # saving time, so a fixed offset is exact and needs no tz database.
@@ -59,10 +45,10 @@ def validate_invoice(body: Mapping[str, Any]) -> tuple[str | None, dict[str, str
     """
     errors: dict[str, str] = {}
     values: dict[str, str] = {}
-    for name in INVOICE_FIELDS:
+    for name in WIRE_FIELDS:
         raw = body.get(name)
         if raw is None or raw == "":
-            if name not in OPTIONAL_FIELDS:
+            if name not in OPTIONAL_WIRE_FIELDS:
                 errors[name] = "is required"
             values[name] = ""
         elif not isinstance(raw, str):
