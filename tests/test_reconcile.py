@@ -415,7 +415,8 @@ def test_a_dead_run_is_refused_until_its_lease_expires_then_taken_over(
             raise Killed
 
     with monkeypatch.context() as patch, pytest.raises(Killed):
-        patch.setattr(reconcile.lease, "fail", lambda *args: None)  # a killed process records nothing
+        # A killed process records nothing.
+        patch.setattr(reconcile.lease, "fail", lambda *args: None)
         reconcile.run(full=True, progress=die_after_first_page)
 
     dead = db.session.scalar(select(ReconciliationRun))

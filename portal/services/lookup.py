@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 
 from ..domain import (
     Finding,
@@ -171,13 +171,39 @@ class _History:
 
 
 def _history(invoice: Invoice) -> _History:
-    history = _History()
     rows = db.session.execute(
         select(Submission, SubmissionAttempt)
         .outerjoin(SubmissionAttempt, SubmissionAttempt.submission_id == Submission.id)
         .where(Submission.invoice_id == invoice.id)
         .order_by(Submission.id, SubmissionAttempt.id)
     )
+    return _collect((submission, attempt) for submission, attempt in rows)
+
+
+# Built once: a lookup runs the same two statements with other values each time.
+_INVOICE_WITH_HISTORY = (
+    select(Invoice, Submission, SubmissionAttempt)
+    .outerjoin(Submission, Submission.invoice_id == Invoice.id)
+    .outerjoin(SubmissionAttempt, SubmissionAttempt.submission_id == Submission.id)
+    .where(Invoice.key == bindparam("key"))
+    .order_by(Submission.id, SubmissionAttempt.id)
+)
+# A plain INSERT: the row is only written, never read back in the request, so it needs no
+# place in the session's unit of work.
+_RECORD_LOOKUP = insert(LookupEvent)
+
+
+def _invoice_and_history(key: str) -> tuple[Invoice | None, _History]:
+    """The invoice of ``key`` with its submissions and their attempts, in one statement (one
+    round trip: a lookup's history is a handful of rows)."""
+    rows = db.session.execute(_INVOICE_WITH_HISTORY, {"key": key}).all()
+    if not rows:
+        return None, _History()
+    return rows[0][0], _collect((s, a) for _i, s, a in rows if s is not None)
+
+
+def _collect(rows) -> _History:
+    history = _History()
     for submission, attempt in rows:
         if submission.id not in history.attempts:
             history.submissions.append(submission)
@@ -241,8 +267,8 @@ def lookup(
     failures, health = _failures_and_health(today, key, judged_by)
     if failures >= limit:
         raise _limited(limit)
-    invoice = db.session.scalar(select(Invoice).where(Invoice.key == key))
-    ledger = registry = history = None
+    invoice, history = _invoice_and_history(key)
+    ledger = registry = None
     if invoice is not None:
         ledger = LedgerRecord(
             key=invoice.key,
@@ -251,7 +277,6 @@ def lookup(
             total=invoice.total,
             check_code=invoice.check_code or None,
         )
-        history = _history(invoice)  # read once: registry state and timeline
         registry = _registry_state(invoice, history.submissions)
     findings = domain_diagnose(
         query,
@@ -271,13 +296,14 @@ def lookup(
     else:
         failures = _count_failure(today, key, counters) or failures + 1
         result.checks_left_today = max(0, limit - failures)
-    db.session.add(
-        LookupEvent(
-            invoice_key=key,
-            finding=str(findings[0].code),
-            channel=channel,
-            user_id=getattr(user, "id", None),
-        )
+    db.session.execute(
+        _RECORD_LOOKUP,
+        {
+            "invoice_key": key,
+            "finding": str(findings[0].code),
+            "channel": channel,
+            "user_id": getattr(user, "id", None),
+        },
     )
     db.session.commit()
     return result
