@@ -164,6 +164,21 @@ def _empty_all_tables() -> None:
 STORAGE_BACKENDS = ("local", "s3")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """The long ones first: the browser journeys (one worker runs them all) and the tests
+    marked slow, so that the two workers share the short tests out after them instead of one
+    waiting at the end for a long test the other started last. The sort keeps the order
+    within each kind."""
+
+    def kind(item) -> int:
+        if item.get_closest_marker("browser"):
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=kind)
+
+
 def pytest_generate_tests(metafunc):
     # Tests marked ``storage_backends`` run once per evidence storage backend.
     if metafunc.definition.get_closest_marker("storage_backends") and (

@@ -56,7 +56,17 @@ def _fill_report(page, **values):
         page.get_by_label(label, exact=True).fill(value)
 
 
-def test_refused_uploads_are_explained_on_the_page(signed_in, live_server):
+def _big_file(folder, name: str, head: bytes) -> str:
+    """A file over the size limit, on disk: the browser reads it from there (a buffer would be
+    copied through Playwright's protocol, seconds for each)."""
+    path = folder / name
+    with path.open("wb") as out:
+        out.write(head)
+        out.truncate(BIG)
+    return str(path)
+
+
+def test_refused_uploads_are_explained_on_the_page(signed_in, live_server, tmp_path):
     page = signed_in()
     page.goto(live_server + "/cases/new")
     _fill_report(page)
@@ -80,11 +90,7 @@ def test_refused_uploads_are_explained_on_the_page(signed_in, live_server):
     expect(refusal).to_contain_text("不支持这种文件")
 
     # 21 MB: refused before sending, with what to do; the page is still the case page.
-    chooser.set_input_files(
-        files=[
-            {"name": "big.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8\xff" + bytes(BIG)}
-        ]
-    )
+    chooser.set_input_files(_big_file(tmp_path, "big.jpg", b"\xff\xd8\xff"))
     expect(refusal).to_contain_text("文件太大")
     expect(refusal).to_contain_text("请压缩图片或上传 PDF/OFD/XML 原件")
     assert page.url == case_url
@@ -102,9 +108,7 @@ def test_refused_uploads_are_explained_on_the_page(signed_in, live_server):
 
     # The lookup's scan-to-fill: too large, said on the lookup page.
     page.goto(live_server + "/lookup")
-    page.get_by_label("选择文件").set_input_files(
-        files=[{"name": "scan.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-" + bytes(BIG)}]
-    )
+    page.get_by_label("选择文件").set_input_files(_big_file(tmp_path, "scan.pdf", b"%PDF-"))
     expect(page.locator(".upload-error")).to_contain_text("文件太大")
     screenshot(page, "forgiving-scan-too-large")
     assert _script_errors(page) == []
