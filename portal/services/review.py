@@ -278,14 +278,6 @@ def four_eyes_amount() -> Decimal:
     return Decimal(str(current_app.config["FOUR_EYES_AMOUNT"]))
 
 
-FOUR_EYES_REASONS = {
-    "amount": _l("the total is above the four-eyes amount"),
-    "identity": _l("the approved invoice is not the one reported"),
-    "ledger_change": _l("it changes an invoice already in the ledger"),
-    "registered_change": _l("it changes an invoice already registered"),
-}
-
-
 def decision_digest(decision: ReviewDecision) -> str:
     """A digest of what an approval says (its id, case, fields and reasons): the second
     supervisor's form carries it, so a confirm can only confirm what was shown."""

@@ -95,6 +95,15 @@ UPLOAD_STATES = {
     "purged": _l("Deleted under the retention policy"),
 }
 
+# Why an approval waits for a second supervisor (the codes ``review.approve`` records).
+FOUR_EYES_REASONS = {
+    "amount": _l("the total is above the four-eyes amount"),
+    "identity": _l("the approved invoice is not the one reported"),
+    "ledger_change": _l("it changes an invoice already in the ledger"),
+    "registered_change": _l("it changes an invoice already registered"),
+}
+
+
 SLA = {"breached": _l("Overdue"), "at_risk": _l("Due soon"), "on_time": _l("On time")}
 
 # An invoice's standing at the registry, as the ledger knows it.

@@ -169,7 +169,7 @@ def _render_case(case: Case, status: int = 200, **given):
         duplicates=review.duplicates(case),
         pending=pending,
         confirm_form=confirm_form,
-        four_eyes_reasons=review.FOUR_EYES_REASONS,
+        four_eyes_reasons=presenters.FOUR_EYES_REASONS,
         mine=case.assignee_id == current_user.id and case.state == "in_review",
         sla=review.sla_status(case, utcnow()),
         review_limit=review.four_eyes_amount(),
