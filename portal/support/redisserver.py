@@ -7,7 +7,7 @@ Public API:
 
 - ``find_redis_server() -> str | None``: the binary's path, or None.
 - ``LocalRedis(binary, port, data_dir)``: ``argv`` to start it with, its ``url``,
-  ``wait_ready(seconds) -> bool`` and ``start() -> Popen`` (for a caller that needs no
+  ``wait_ready(seconds) -> bool`` and ``start(seconds) -> Popen`` (for a caller that needs no
   supervisor of its own). ``local_redis(data_dir)`` picks the binary and a free port.
 """
 
@@ -82,12 +82,13 @@ class LocalRedis:
                 return True
         return False
 
-    def start(self) -> subprocess.Popen:
-        """Start it, its output discarded, and wait until it accepts connections."""
+    def start(self, seconds: float = 15) -> subprocess.Popen:
+        """Start it, its output discarded, and wait (up to ``seconds``) until it accepts
+        connections; RuntimeError, the process stopped, when it does not."""
         proc = subprocess.Popen(  # noqa: S603 - our own argv, no shell
             self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        if not self.wait_ready():
+        if not self.wait_ready(seconds):
             proc.kill()
             proc.wait()
             raise RuntimeError(f"{self.binary} did not start on port {self.port}")
