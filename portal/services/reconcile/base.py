@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -19,8 +18,6 @@ from ...models.reconciliation import (
     ReconciliationFinding,
     ReconciliationStaging,
 )
-
-log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int | None], None]
 """``progress(phase, done, total)``: phase ``listing`` counts registry records read (total: an

@@ -8,7 +8,6 @@ few, and joins them to the big tables.
 
 from __future__ import annotations
 
-import logging
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -30,8 +29,6 @@ from ...models.types import UTCDateTime
 from .. import audit, outbox
 from .base import Progress, clear_staging, setting, this_run
 from .lease import RunRef, hold, update_run
-
-log = logging.getLogger(__name__)
 
 LIVE_SUBMISSION_STATES = (
     SubmissionState.QUEUED,

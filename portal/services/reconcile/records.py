@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from sqlalchemy import func, select
 
 from ...extensions import db
@@ -14,8 +12,6 @@ from ...models.reconciliation import (
 )
 from .. import audit
 from ..errors import ServiceError
-
-log = logging.getLogger(__name__)
 
 
 def recent_runs(limit: int = 20) -> list[ReconciliationRun]:
