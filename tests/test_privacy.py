@@ -451,3 +451,22 @@ def test_a_customer_downloads_their_own_data(app, client, auth):
     response.close()
     assert [c["reference"] for c in data["cases"]] == [mine]
     assert not any(theirs in name for name in archive.namelist())
+
+
+def test_a_purged_upload_is_said_on_the_case_page_and_its_files_are_gone(app, client, auth):
+    auth.register("kehu@example.com")
+    with app.app_context():
+        case = case_with_evidence("kehu@example.com", closed_days_ago=800)
+        reference, upload_id = case.reference, case.uploads[0].id
+    before = client.get(f"/cases/{reference}").get_data(as_text=True)
+    assert f"/evidence/{upload_id}/original" in before and "已按保存期限规定删除" not in before
+    assert client.get(f"/evidence/{upload_id}/original").status_code == 200
+
+    with app.app_context():
+        privacy.purge_evidence(24)
+
+    page = client.get(f"/cases/{reference}").get_data(as_text=True)
+    assert "已按保存期限规定删除" in page
+    assert f"/evidence/{upload_id}/original" not in page
+    for variant in ("original", "preview", "thumbnail"):
+        assert client.get(f"/evidence/{upload_id}/{variant}").status_code == 404
