@@ -58,11 +58,15 @@ $(VENV)/.installed-dev: $(VENV)/bin/python $(DEV_LOCK) setup.cfg pyproject.toml
 # constrained by the app lock, so both pin the same version of every shared package.
 LOCK_COMPILE = printf 'setuptools>=70.1\n' | $(BIN)/uv pip compile pyproject.toml - --universal \
 	--generate-hashes --quiet --custom-compile-command "make lock"
+# The dev lock keeps the extras its packages ask for (pytest-cov wants coverage[toml]): pip's
+# hash-checking mode refuses a dependency with extras that the file does not pin itself (it did
+# once coverage 7.18 came out). The app lock has none and stays a plain constraints file.
+DEV_LOCK_FLAGS = --no-strip-extras
 UV_TOOL = test -x $(BIN)/uv || $(BIN)/pip install -q 'uv>=0.13,<0.14'
 lock: $(VENV)/bin/python
 	@$(UV_TOOL)
 	$(LOCK_COMPILE) $(UPGRADE) -o $(LOCK)
-	$(LOCK_COMPILE) $(UPGRADE) --extra dev -c $(LOCK) -o $(DEV_LOCK)
+	$(LOCK_COMPILE) $(UPGRADE) --extra dev $(DEV_LOCK_FLAGS) -c $(LOCK) -o $(DEV_LOCK)
 
 lock-upgrade:
 	$(MAKE) lock UPGRADE=--upgrade
@@ -74,7 +78,7 @@ lock-check: $(VENV)/bin/python
 	@$(UV_TOOL)
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && cp $(LOCK) $(DEV_LOCK) $$tmp/ && \
 	$(LOCK_COMPILE) -o $$tmp/$(LOCK) && \
-	$(LOCK_COMPILE) --extra dev -c $$tmp/$(LOCK) -o $$tmp/$(DEV_LOCK) && \
+	$(LOCK_COMPILE) --extra dev $(DEV_LOCK_FLAGS) -c $$tmp/$(LOCK) -o $$tmp/$(DEV_LOCK) && \
 	for f in $(LOCK) $(DEV_LOCK); do \
 	  if ! diff -u <($(call LOCK_PINS,$$f)) <($(call LOCK_PINS,$$tmp/$$f)) >$$tmp/diff; then \
 	    head -40 $$tmp/diff; echo "$$f is out of date with setup.cfg: run make lock"; exit 1; fi; \
