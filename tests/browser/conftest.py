@@ -58,6 +58,15 @@ def chromium():
         browser.close()
 
 
+_GENEROUS = "10000 per minute"
+_ADDRESS_LIMITS = (
+    "RATELIMIT_LOGIN",
+    "RATELIMIT_REGISTER",
+    "RATELIMIT_LOOKUP_IP",
+    "RATELIMIT_PASSWORD_RESET",
+)
+
+
 @pytest.fixture(scope="session")
 def live_server(shared_database_url, redis_url, registry_server, tmp_root):
     """gunicorn serving the app on a free port, on this worker's shared database and Redis
@@ -71,6 +80,11 @@ def live_server(shared_database_url, redis_url, registry_server, tmp_root):
         "REGISTRY_URL": registry_server.url,
         "UPLOAD_DIR": str(tmp_root / "live-uploads"),
         "PORTAL_INSTANCE_PATH": str(tmp_root / "live-instance"),
+        # Every journey signs in, registers, looks up and reports from 127.0.0.1, one after
+        # another in a minute or two: the per-address limits would refuse the later ones by
+        # the order the tests happen to run in. The limits are the test client's to test
+        # (tests/test_auth.py, tests/test_security.py, tests/test_lookup.py).
+        **{name: _GENEROUS for name in _ADDRESS_LIMITS},
     }
     log = open(tmp_root / "gunicorn.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
