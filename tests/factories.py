@@ -182,6 +182,16 @@ def report(client, **fields):
     return client.post("/cases/new", data={"csrf_token": token, **REPORT, **fields})
 
 
+def lookup_fields(invoice: Invoice) -> dict[str, str]:
+    """What the holder of ``invoice`` (a legacy one with a check code) types into the lookup."""
+    return {
+        "code": invoice.code,
+        "number": invoice.number,
+        "issue_date": invoice.issue_date.isoformat(),
+        "check_code_last6": invoice.check_code[-6:],
+    }
+
+
 def look_up(client, **fields):
     """As a browser does: the page, then the form (sessionless: no token to send)."""
     client.get("/lookup")

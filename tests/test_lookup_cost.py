@@ -51,12 +51,7 @@ def test_a_found_invoice_is_read_with_its_history_in_one_statement(app, client, 
 
     with app.app_context():
         (invoice,) = factories.issued()
-        fields = {
-            "code": invoice.code,
-            "number": invoice.number,
-            "issue_date": invoice.issue_date.isoformat(),
-            "check_code_last6": invoice.check_code[-6:],
-        }
+        fields = factories.lookup_fields(invoice)
     counted["sql"].clear()
     answer = client.post("/lookup", data=fields)
     assert answer.status_code == 200
@@ -83,12 +78,7 @@ def test_the_api_answers_a_match_from_what_the_lookup_read(app, client, counted)
         user = accounts.create_user("app@example.com", "Gao-Shan-Liu-Shui-42", "customer")
         token = accounts.issue_api_token(user, "mini-program")
         db.session.commit()
-        fields = {
-            "code": invoice.code,
-            "number": invoice.number,
-            "issue_date": invoice.issue_date.isoformat(),
-            "check_code_last6": invoice.check_code[-6:],
-        }
+        fields = factories.lookup_fields(invoice)
     counted["sql"].clear()
     answer = client.post(
         "/api/v1/lookup", json=fields, headers={"Authorization": f"Bearer {token}"}

@@ -16,9 +16,14 @@ Public API:
 - ``CLAIM_FIELDS``: what a customer states when reporting a missing invoice.
 - ``CONFIRM_FIELDS``: what a customer confirms after seeing what was read from the evidence.
 - ``LOOKUP_FIELDS``: what the public lookup asks for (the check code only by its last six).
+- ``wire_text(value) -> str | None``: a field's value as the protocol writes it (money with two
+  decimals, dates ``YYYY-MM-DD``, None as None), for comparing and showing records side by side.
 """
 
 from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
 
 WIRE_FIELDS = (
     "code",
@@ -64,3 +69,15 @@ CONFIRM_FIELDS = (
     "buyer_tax_id",
 )
 LOOKUP_FIELDS = ("code", "number", "issue_date", "amount", "total", "check_code_last6")
+
+
+def wire_text(value: object) -> str | None:
+    """``value`` (text, Decimal money, a date) as the registry protocol writes it; None stays
+    None."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)

@@ -16,7 +16,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, func, select
 
 from ..domain import InvoiceRuleError, parse_taxpayer_id
-from ..domain.fields import WIRE_FIELDS
+from ..domain.fields import WIRE_FIELDS, wire_text
 from ..extensions import db
 from ..models import BuyerLink, Invoice, LinkState, User, utcnow
 from . import audit
@@ -269,11 +269,7 @@ def export_csv(user: User, f: InvoiceFilter, max_rows: int) -> Iterator[str]:
 
 
 def _cell(value: object) -> str:
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    if isinstance(value, date):
-        return value.isoformat()
-    return _safe_cell(str(value))
+    return _safe_cell(wire_text(value) or "")
 
 
 def _safe_cell(text: str) -> str:

@@ -17,13 +17,11 @@ Every resolution is audited (``reconcile.resolve_finding``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
-from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from ..domain.fields import WIRE_FIELDS
+from ..domain.fields import WIRE_FIELDS, wire_text
 from ..domain.messages import field_label
 from ..extensions import db
 from ..models import (
@@ -70,27 +68,17 @@ class FindingView:
         return self.invoice is not None and self.case is None
 
 
-def _wire(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
-
 def _view(finding: ReconciliationFinding) -> FindingView:
     invoice = db.session.scalar(select(Invoice).where(Invoice.key == finding.invoice_key))
     details = finding.details or {}
     registry = details.get("registry") or {}
-    ours = {n: _wire(getattr(invoice, n)) for n in WIRE_FIELDS} if invoice else {}
+    ours = {n: (wire_text(getattr(invoice, n)) or "") for n in WIRE_FIELDS} if invoice else {}
     rows = [
         FindingRow(
             name,
             ours.get(name, ""),
             # A mismatch keeps only the fields that differ; the others agree with the ledger.
-            _wire(registry[name])
+            (wire_text(registry[name]) or "")
             if name in registry
             else (ours.get(name, "") if finding.kind == FindingKind.MISMATCH else ""),
         )

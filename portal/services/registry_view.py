@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from ..domain.fields import WIRE_FIELDS
+from ..domain.fields import WIRE_FIELDS, wire_text
 from ..extensions import db
 from ..models import (
     FindingKind,
@@ -55,18 +54,8 @@ class RegistryView:
         return self.as_of.isoformat() if self.as_of else None
 
 
-def _wire(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
-
 def _ledger_record(invoice: Invoice) -> dict:
-    record = {name: _wire(getattr(invoice, name)) for name in WIRE_FIELDS}
+    record = {name: (wire_text(getattr(invoice, name)) or "") for name in WIRE_FIELDS}
     record["registry_id"] = invoice.registry_id or ""
     return record
 

@@ -2,6 +2,8 @@
 (portal/domain/identity.py), and everything else uses them."""
 
 import ast
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from portal.domain.fields import (
     NOT_ON_DIGITAL,
     OPTIONAL_WIRE_FIELDS,
     WIRE_FIELDS,
+    wire_text,
 )
 from portal.domain.identity import canonical_key
 from portal.models import Invoice
@@ -33,6 +36,21 @@ def test_the_forms_and_the_optional_fields_are_wire_fields():
     wire = set(WIRE_FIELDS)
     assert set(CLAIM_FIELDS) <= wire and set(CONFIRM_FIELDS) <= wire
     assert set(MONEY_FIELDS) | OPTIONAL_WIRE_FIELDS | set(NOT_ON_DIGITAL) <= wire
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (Decimal("47.2"), "47.20"),
+        (Decimal("1E+2"), "100.00"),
+        (date(2026, 5, 1), "2026-05-01"),
+        ("011001900111", "011001900111"),
+        ("", ""),
+        (None, None),
+    ],
+)
+def test_a_value_is_written_as_the_protocol_writes_it(value, text):
+    assert wire_text(value) == text
 
 
 def test_the_ledger_has_a_column_for_every_wire_field():

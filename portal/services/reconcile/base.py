@@ -13,9 +13,7 @@ from flask import current_app
 from sqlalchemy import text
 
 from ...extensions import db
-from ...models import Invoice
 from ...models.reconciliation import (
-    ReconciliationFinding,
     ReconciliationStaging,
 )
 
@@ -39,8 +37,6 @@ def setting(name: str) -> Any:
 
 
 _S = ReconciliationStaging.__table__
-_I = Invoice.__table__
-_F = ReconciliationFinding.__table__
 
 
 def this_run(ref):

@@ -8,13 +8,12 @@ few, and joins them to the big tables.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, text, update
 
-from ...domain.fields import WIRE_FIELDS
+from ...domain.fields import WIRE_FIELDS, wire_text
 from ...extensions import db
 from ...models import Alert, Invoice, RegistryState, Submission, SubmissionState, utcnow
 from ...models.reconciliation import (
@@ -358,23 +357,13 @@ def _describe(ref: RunRef) -> None:
         db.session.commit()
 
 
-def _wire(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, Decimal):
-        return f"{value:.2f}"
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
-
-
 def _details(kind: str, staged, ledger) -> dict:
-    registry = {name: _wire(getattr(staged, name)) for name in WIRE_FIELDS} if staged else {}
+    registry = {name: wire_text(getattr(staged, name)) for name in WIRE_FIELDS} if staged else {}
     details: dict[str, Any] = {"registry_id": staged.registry_id if staged else None}
     if kind == FindingKind.UNKNOWN or ledger is None:
         details["registry"] = registry
         return details
-    ours = {name: _wire(getattr(ledger, name)) for name in WIRE_FIELDS}
+    ours = {name: wire_text(getattr(ledger, name)) for name in WIRE_FIELDS}
     differences = [name for name in WIRE_FIELDS if ours[name] != registry.get(name)]
     details.update(
         invoice_id=ledger.id,
