@@ -8,7 +8,8 @@ settings, the seeded database of ``bench/lookup_seed.py``, Redis database 10) an
 WSGI entry point as a server would, with environs built beforehand (werkzeug's
 ``EnvironBuilder``), so neither a server, a load generator nor a test client shares the
 profile. It prints the
-mean wall time per request, the time of each package (the portal, Flask, Jinja, WTForms,
+mean wall time per request, the share of it spent under each stage (rendering, the lookup
+service, the limiter, the hooks), the time of each package (the portal, Flask, Jinja, WTForms,
 SQLAlchemy, psycopg, redis, ...) as a share of the whole, then the functions with the most
 time of their own and the most time below them.
 """
@@ -79,6 +80,17 @@ def _call(app, environ: dict) -> str:
     return seen[0]
 
 
+# Where a request's time goes, by the function everything of a stage runs under.
+_STAGES = {
+    "rendering the page (render_template)": ("flask/templating.py", "render_template"),
+    "the lookup service": ("portal/services/lookup.py", "lookup"),
+    "the API token's user": ("portal/services/accounts.py", "user_for_api_token"),
+    "Flask-Limiter's checks": ("flask_limiter/_extension.py", "_check_request_limit"),
+    "before-request hooks": ("flask/app.py", "preprocess_request"),
+    "after-request hooks": ("flask/app.py", "process_response"),
+}
+
+
 def _package(filename: str) -> str:
     path = filename.replace("\\", "/")
     if "/portal/" in path and "site-packages" not in path:
@@ -122,6 +134,14 @@ def main() -> int:
         elapsed = time.perf_counter() - started
     print(f"{args.target}: {args.requests} requests, {elapsed / args.requests * 1000:.2f} ms each")
     stats = pstats.Stats(profile)
+    print("share of the time spent under:")
+    for label, (file_end, function) in _STAGES.items():
+        below = sum(
+            cum
+            for (filename, _line, name), (_cc, _nc, _own, cum, _callers) in stats.stats.items()
+            if filename.replace("\\", "/").endswith(file_end) and name == function
+        )
+        print(f"  {label:34} {below / elapsed * 100:5.1f} %")
     by_package: dict[str, float] = defaultdict(float)
     total = 0.0
     for (filename, _line, _name), (_cc, _nc, own, _cum, _callers) in stats.stats.items():
