@@ -111,6 +111,12 @@ def noop() -> None:
     return None
 
 
+def compile_catalogs() -> None:
+    """Compile the translation catalogues (``make translations``, as ``make run`` does): the
+    portal in production settings refuses to start without them."""
+    subprocess.run(["make", "--silent", "translations"], cwd=ROOT, check=True, timeout=120)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:

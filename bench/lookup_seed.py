@@ -35,7 +35,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import create_database  # noqa: E402
+from bench._common import compile_catalogs, create_database  # noqa: E402
 
 DEFAULT_DB = "portal_bench_lookup"
 # What production refuses to start without, besides the database, Redis and the secret key.
@@ -106,6 +106,7 @@ def _taxpayer_ids(count: int, division: str) -> list[str]:
 
 def recreate_database(name: str = DEFAULT_DB) -> str:
     """Drop ``name`` if it exists, create it empty and apply the migrations; returns its URL."""
+    compile_catalogs()  # the migrations run in production settings
     url = create_database(name)
     env = {
         **os.environ,

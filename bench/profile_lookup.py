@@ -32,10 +32,12 @@ sys.path.insert(0, str(ROOT))
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
 from bench import lookup_seed  # noqa: E402
+from bench._common import compile_catalogs  # noqa: E402
 from bench.lookup import api_token, portal_env  # noqa: E402
 
 
 def _app(database_url: str, tmp: Path):
+    compile_catalogs()  # production settings refuse to start without them
     os.environ.update(portal_env(database_url, tmp, argparse.Namespace()))
     from bench.lookup_app import app
 
@@ -114,9 +116,11 @@ def main() -> int:
         app = _app(url, Path(folder))
         token = api_token(url, Path(folder), argparse.Namespace()) if args.target == "api" else None
         cookie = None
-        if args.target == "returning":  # a signed-out visitor who once opened the sign-in page
-            answer = app.test_client().get("/auth/login")
-            cookie = answer.headers["Set-Cookie"].split(";", 1)[0]
+        if args.target == "returning":  # bench/lookup.py's returning_cookie, in-process
+            client = app.test_client(use_cookies=False)
+            for path in ("/auth/login", "/lookup"):
+                answer = client.get(path, headers={"Cookie": cookie} if cookie else {})
+                cookie = answer.headers.get("Set-Cookie", cookie or "").split(";", 1)[0]
         target = "page" if args.target == "returning" else args.target
         registered = [n for n in range(1, 5000) if n % lookup_seed.PENDING_EVERY]
         for n in registered[:50]:  # warm the pools, caches and templates

@@ -193,3 +193,16 @@ def test_a_storage_setting_that_cannot_work_stops_the_start(monkeypatch, env, me
     with pytest.raises(ConfigError) as refused:
         load_config("development")
     assert str(refused.value) == f"invalid settings in the environment: {message}"
+
+
+def test_production_refuses_to_start_with_a_catalogue_not_compiled(monkeypatch, tmp_path):
+    """A checkout deployed without `make translations` would serve every page in English."""
+    _production_environment(monkeypatch)
+    source = tmp_path / "zh_CN" / "LC_MESSAGES" / "messages.po"
+    source.parent.mkdir(parents=True)
+    source.write_text('msgid ""\nmsgstr ""\n')
+    settings = {"PORTAL_ENV": "production", "BABEL_TRANSLATION_DIRECTORIES": str(tmp_path)}
+    with pytest.raises(RuntimeError, match=r"make translations.*zh_CN"):
+        create_app(settings)
+    source.with_suffix(".mo").write_bytes(b"")  # compiled (Babel reads it only when used)
+    assert create_app(settings).config["ENV_NAME"] == "production"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 from flask import Flask, current_app, has_request_context, request
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime, get_babel, get_locale
 from flask_login import current_user
 
 from ..extensions import babel
@@ -19,9 +20,12 @@ def select_locale() -> str:
     languages = current_app.config["LANGUAGES"]
     if not has_request_context():  # CLI commands and jobs speak the default language
         return current_app.config["BABEL_DEFAULT_LOCALE"]
-    if current_user and current_user.is_authenticated and current_user.locale in languages:
+    cookies = request.cookies
+    if not cookies:  # no session, so nobody signed in, and no language chosen
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
+    if current_user.is_authenticated and current_user.locale in languages:
         return current_user.locale
-    cookie = request.cookies.get(LANG_COOKIE)
+    cookie = cookies.get(LANG_COOKIE)
     if cookie in languages:
         return cookie
     return current_app.config["BABEL_DEFAULT_LOCALE"]
@@ -52,8 +56,27 @@ def format_local_datetime(value: datetime | None, fmt: str = "yyyy-MM-dd HH:mm")
     return format_datetime(value, fmt)
 
 
+def missing_catalogs(app: Flask) -> list[str]:
+    """The catalogues kept as source (``messages.po``) but not compiled (no ``messages.mo``
+    beside it). Flask-Babel does not complain: every page in that language silently falls back
+    to the English source text, and each of its translations costs more than a found one."""
+    missing, seen = [], set()
+    for folder in get_babel(app).translation_directories:
+        for po in sorted(Path(folder).glob("*/LC_MESSAGES/*.po")):
+            if po.resolve() not in seen and not po.with_suffix(".mo").exists():
+                seen.add(po.resolve())
+                missing.append(str(po))
+    return missing
+
+
 def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_locale)
+    missing = missing_catalogs(app)
+    if missing:
+        problem = f"translations not compiled (run `make translations`): {', '.join(missing)}"
+        if app.config["ENV_NAME"] == "production":
+            raise RuntimeError(problem)
+        app.logger.warning(problem)
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["local_dt"] = format_local_datetime
 

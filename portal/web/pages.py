@@ -34,8 +34,15 @@ from .i18n import select_locale
 
 
 def is_personal_visit() -> bool:
-    """True unless this is a plain signed-out GET: no query string, no message waiting."""
-    return bool(request.query_string or current_user.is_authenticated or session.get("_flashes"))
+    """True unless this is a plain signed-out GET: no query string, no message waiting.
+
+    A visitor who sends no cookie has no session (so no message) and no sign-in (Flask-Login
+    finds a user only in the session or the remember-me cookie): nothing to load for them."""
+    if request.query_string:
+        return True
+    if not request.cookies:
+        return False
+    return bool(current_user.is_authenticated or session.get("_flashes"))
 
 
 def shared_page(view):
