@@ -97,6 +97,24 @@ def test_api_needs_a_valid_token_of_staff(app, client):
     assert post(client, customer_token, GOOD).status_code == 403
 
 
+def test_a_revoked_token_or_a_disabled_account_is_refused_at_once(app, client):
+    from portal.models import ApiToken, User, utcnow
+
+    token = token_for(app)
+    assert post(client, token, GOOD).status_code in (200, 201)
+    with app.app_context():
+        db.session.execute(ApiToken.__table__.update().values(revoked_at=utcnow()))
+        db.session.commit()
+    assert post(client, token, {**GOOD, "number": "12345679"}).status_code == 401
+    other = token_for(app, email="billing2@example.com")
+    with app.app_context():
+        db.session.execute(
+            User.__table__.update().where(User.email == "billing2@example.com").values(active=False)
+        )
+        db.session.commit()
+    assert post(client, other, {**GOOD, "number": "12345679"}).status_code == 401
+
+
 def test_api_refuses_a_body_that_is_not_an_object(app, client):
     response = client.post(
         "/api/v1/invoices",

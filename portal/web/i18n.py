@@ -59,7 +59,7 @@ def format_local_datetime(value: datetime | None, fmt: str = "yyyy-MM-dd HH:mm")
 def missing_catalogs(app: Flask) -> list[str]:
     """The catalogues kept as source (``messages.po``) but not compiled (no ``messages.mo``
     beside it). Flask-Babel does not complain: every page in that language silently falls back
-    to the English source text, and each of its translations costs more than a found one."""
+    to the English source text."""
     missing, seen = [], set()
     for folder in get_babel(app).translation_directories:
         for po in sorted(Path(folder).glob("*/LC_MESSAGES/*.po")):
