@@ -188,9 +188,10 @@ _INVOICE_WITH_HISTORY = (
     .where(Invoice.key == bindparam("key"))
     .order_by(Submission.id, SubmissionAttempt.id)
 )
-# A plain INSERT: the row is only written, never read back in the request, so it needs no
-# place in the session's unit of work.
-_RECORD_LOOKUP = insert(LookupEvent)
+# A plain INSERT on the table: the row is only written, never read back in the request, so it
+# needs no place in the session's unit of work, nor the ORM's bulk-insert machinery (the
+# columns' defaults, such as the time, are the table's and still apply).
+_RECORD_LOOKUP = insert(LookupEvent.__table__)
 
 
 def _invoice_and_history(key: str) -> tuple[Invoice | None, _History]:
