@@ -58,10 +58,11 @@ def shared_page(view):
             html = view(*args, **kwargs)
             if not isinstance(html, str):  # a redirect, an error: not a page to keep
                 return html
-            page = (html, hashlib.sha256(html.encode()).hexdigest()[:32])
+            body = html.encode()  # kept encoded: each visit sends these bytes as they are
+            page = (body, hashlib.sha256(body).hexdigest()[:32])
             cache.set(key, page)
-        html, etag = page
-        response = current_app.response_class(html, mimetype="text/html")
+        body, etag = page
+        response = current_app.response_class(body, mimetype="text/html")
         response.set_etag(etag)
         response.headers["Cache-Control"] = "no-cache"
         response.vary.add("Cookie")
