@@ -220,7 +220,13 @@ def storage_settings(storage_backend, request) -> dict:
 
 @pytest.fixture
 def app_factory(database_url, redis_url, tmp_path, storage_settings):
-    """Build a test app with extra settings; every app shares the suite's database."""
+    """Build a test app with extra settings; every app of a test shares the test's database and
+    its worker's Redis database, emptied before the test (a test that builds its own app must
+    not find the sign-in failures, limits or counters of the test before it)."""
+    from redis import Redis
+
+    with Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5) as redis:
+        redis.flushdb()  # only this worker's database number
     made = []
 
     def make(**overrides):
@@ -256,7 +262,9 @@ def app(app_factory, request):
             _empty_all_tables()  # shared with the live server (a copy of its own otherwise)
         from portal.queue import redis_connection
 
-        redis_connection().flushdb()  # only the suite's own database number
+        # Emptied already (app_factory); through the app's own client, whose connection tests
+        # that count round trips then find open, as a running server's is.
+        redis_connection().flushdb()
     return app
 
 

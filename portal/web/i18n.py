@@ -60,13 +60,12 @@ def missing_catalogs(app: Flask) -> list[str]:
     """The catalogues kept as source (``messages.po``) but not compiled (no ``messages.mo``
     beside it). Flask-Babel does not complain: every page in that language silently falls back
     to the English source text."""
-    missing, seen = [], set()
+    missing: dict[Path, str] = {}  # by the real file: zh_Hans_CN is a link to zh_CN
     for folder in get_babel(app).translation_directories:
         for po in sorted(Path(folder).glob("*/LC_MESSAGES/*.po")):
-            if po.resolve() not in seen and not po.with_suffix(".mo").exists():
-                seen.add(po.resolve())
-                missing.append(str(po))
-    return missing
+            if not po.with_suffix(".mo").exists():
+                missing.setdefault(po.resolve(), str(po))
+    return list(missing.values())
 
 
 def init_app(app: Flask) -> None:
