@@ -25,7 +25,7 @@ and Redis on 127.0.0.1:6379. What it does:
    ``bench.lookup_floor_app:app``, the "lookup floor": the portal's libraries (WTForms,
    Flask-Limiter on Redis, Flask-SQLAlchemy, Flask-Babel, Jinja) doing the least a lookup of
    the portal's shape needs, with an answer as large as the portal's (its docstring says
-   what it leaves out): what no lookup made of these parts can beat.
+   what it leaves out): what no form lookup made of these parts can beat.
 3. Makes the session cookie of a returning signed-out visitor (``returning_cookie``: the
    sign-in page, then the lookup page, keeping the cookie as a browser does) and an API token,
    and checks that a few real lookups (registered, pending, a wrong check code) give the right

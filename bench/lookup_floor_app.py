@@ -10,7 +10,8 @@ portal's answer with the seven fields rendered again by WTForms. What it leaves 
 the portal does besides: the history of submissions, the diagnosis and its messages, the
 registry's health, the daily count of failed checks, the second (per-user) limit, the lookup
 being counted only when it looked something up, hooks, metrics and headers. The portal's
-lookup cannot cost less than this, so its ratio to hello bounds what any lookup bar can ask.
+form lookup cannot cost less than this, so its ratio to hello bounds what a bar for it can ask
+(an API lookup answers JSON, without the page, and may come under it).
 
     gunicorn bench.lookup_floor_app:app   (DATABASE_URL, REDIS_URL, FLOOR_PAGE_BYTES)
 """
