@@ -124,22 +124,28 @@ def test_signed_in_pages_are_never_kept_nor_shared(app, renders):
     assert "kehu@example.com" not in app.test_client().get("/").get_data(as_text=True)
 
 
-def test_a_visitor_without_cookies_is_not_looked_for_as_a_user(app, monkeypatch):
+def test_a_visitor_without_cookies_is_not_looked_for_as_a_user(app):
     """No session and no remember-me cookie: nobody can be signed in, so the kept page is
     served without asking Flask-Login (nor the session) who the visitor is."""
-    from portal.extensions import login_manager
+    from flask_login import user_accessed
 
     app.test_client().get("/lookup")  # the page is kept
     loads = []
-    real = login_manager._load_user
-    monkeypatch.setattr(login_manager, "_load_user", lambda: loads.append(1) or real())
-    first_visit = app.test_client().get("/lookup")
-    assert first_visit.status_code == 200 and loads == []
-    chose_english = app.test_client()
-    chose_english.set_cookie("lang", "en")
-    page = chose_english.get("/lookup")
-    assert page.status_code == 200 and 'lang="en"' in page.get_data(as_text=True)
-    assert loads  # a cookie may belong to a session: then Flask-Login is asked
+
+    def record(_app, **_extra):
+        loads.append(1)
+
+    user_accessed.connect(record, app)
+    try:
+        first_visit = app.test_client().get("/lookup")
+        assert first_visit.status_code == 200 and loads == []
+        chose_english = app.test_client()
+        chose_english.set_cookie("lang", "en")
+        page = chose_english.get("/lookup")
+        assert page.status_code == 200 and 'lang="en"' in page.get_data(as_text=True)
+        assert loads  # a cookie may belong to a session: then Flask-Login is asked
+    finally:
+        user_accessed.disconnect(record, app)
 
 
 def test_a_query_string_prefills_a_page_of_its_own(app, renders):
