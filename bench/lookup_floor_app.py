@@ -1,9 +1,9 @@
 """A reference for bench/lookup.py: the least a lookup of the portal's shape costs with the
-portal's libraries and none of the portal's own code (the "lookup floor").
+portal's libraries and, of the portal's own code, only its lookup form (the "lookup floor").
 
 ``POST /lookup`` as the portal's form sends it (code, number, issue date, last 6 of the check
-code): a WTForms form of the lookup form's seven fields (their validators and attributes, the
-portal's labels translated by Flask-Babel from its catalogues) parses and validates it; one
+code): the portal's ``LookupForm`` (its seven fields, their validators and attributes, the
+labels translated by Flask-Babel from the portal's catalogues) parses and validates it; one
 Flask-Limiter limit of two windows counts it in Redis; Flask-SQLAlchemy reads the invoice by
 its key and records the lookup in one transaction; Jinja renders a page of the size of the
 portal's answer with the seven fields rendered again by WTForms. What it leaves out is all
@@ -23,20 +23,16 @@ from pathlib import Path
 
 from flask import Flask, render_template
 from flask_babel import Babel
-from flask_babel import lazy_gettext as _l
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf import FlaskForm
 from jinja2 import DictLoader
 from sqlalchemy import text
-from wtforms import StringField, SubmitField, TextAreaField
-from wtforms.validators import Length, Optional
+
+from portal.customer.forms import LookupForm
+from portal.domain.fields import LOOKUP_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
-NUMERIC = {"inputmode": "numeric", "autocomplete": "off", "spellcheck": "false"}
-DECIMAL = {"inputmode": "decimal", "autocomplete": "off", "placeholder": "0.00"}
-
 app = Flask(__name__)
 app.config.update(
     SECRET_KEY=os.environ.get("SECRET_KEY", "bench-lookup-floor-" + "x" * 32),
@@ -54,40 +50,7 @@ LIMIT = os.environ.get("RATELIMIT_LOOKUP_IP", "30 per minute;300 per hour")
 _size = int(os.environ.get("FLOOR_PAGE_BYTES", "9000"))
 
 
-class LookupForm(FlaskForm):
-    class Meta:
-        csrf = False  # as the portal's: an anonymous lookup carries no session token
-
-    code = StringField(
-        _l("Invoice code (发票代码)"), [Optional(), Length(max=40)], render_kw=NUMERIC
-    )
-    number = StringField(
-        _l("Invoice number (发票号码)"),
-        [Optional(), Length(max=40)],
-        description=_l("8 digits, or 20 digits for a fully digital invoice."),
-        render_kw={**NUMERIC, "maxlength": 40},
-    )
-    issue_date = StringField(
-        _l("Issue date"), [Optional(), Length(max=20)], render_kw={"type": "date"}
-    )
-    amount = StringField(
-        _l("Amount excluding tax"), [Optional(), Length(max=30)], render_kw=DECIMAL
-    )
-    total = StringField(_l("Total including tax"), [Optional(), Length(max=30)], render_kw=DECIMAL)
-    check_code_last6 = StringField(
-        _l("Check code, last 6 digits"),
-        [Optional(), Length(max=40)],
-        render_kw={**NUMERIC, "maxlength": 40},
-    )
-    qr_text = TextAreaField(
-        _l("Or paste the text of the invoice's QR code"),
-        [Optional(), Length(max=400)],
-        render_kw={"rows": 2, "autocomplete": "off", "spellcheck": "false"},
-    )
-    submit = SubmitField(_l("Look it up"))
-
-
-FIELDS = ("code", "number", "issue_date", "amount", "total", "check_code_last6", "qr_text")
+FIELDS = (*LOOKUP_FIELDS, "qr_text")  # the form's fields in the order the portal shows them
 PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <title>{{ _('Look up an invoice') }}</title></head><body><main>
 <section><h1>{{ _('Result for %(key)s', key=key) }}</h1>

@@ -1,17 +1,17 @@
 """Where a lookup's CPU goes, in-process: cProfile over N requests through the WSGI app.
 
     .venv/bin/python bench/profile_lookup.py --database portal_bench_lookup [--requests 400]
-        [--target post|api|page|returning] [--top 40]
+        [--target post|api|page|returning] [--top 40] [--timer wall|cpu]
 
 Runs the portal exactly as ``bench/lookup.py`` configures it (``portal_env``: production
 settings, the seeded database of ``bench/lookup_seed.py``, Redis database 10) and calls its
 WSGI entry point as a server would, with environs built beforehand (werkzeug's
 ``EnvironBuilder``), so neither a server, a load generator nor a test client shares the
-profile. It prints the
-mean wall time per request, the share of it spent under each stage (rendering, the lookup
-service, the limiter, the hooks), the time of each package (the portal, Flask, Jinja, WTForms,
-SQLAlchemy, psycopg, redis, ...) as a share of the whole, then the functions with the most
-time of their own and the most time below them.
+profile. It prints the mean time per request (wall clock; with ``--timer cpu``, this process's
+CPU time, so waits on PostgreSQL and Redis do not count), the share of it spent under each stage
+(rendering, the lookup service, the limiter, the hooks), the time of each package (the portal,
+Flask, Jinja, WTForms, SQLAlchemy, psycopg, redis, ...) as a share of the whole, then the
+functions with the most time of their own and the most time below them.
 """
 
 from __future__ import annotations
@@ -110,6 +110,12 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--target", choices=("post", "api", "page", "returning"), default="post")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument(
+        "--timer",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall: waits on PostgreSQL and Redis count; cpu: only this process's CPU time",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="profile-lookup-") as folder:
         url = f"postgresql://postgres@127.0.0.1:5432/{args.database}"
@@ -128,14 +134,15 @@ def main() -> int:
         environs = [
             _environ(target, registered[50 + i % 4000], token, cookie) for i in range(args.requests)
         ]
-        profile = cProfile.Profile()
-        started = time.perf_counter()
+        profile = cProfile.Profile(time.process_time if args.timer == "cpu" else time.perf_counter)
+        clock = time.process_time if args.timer == "cpu" else time.perf_counter
+        started = clock()
         profile.enable()
         for environ in environs:
             status = _call(app, environ)
             assert status.startswith("200"), status
         profile.disable()
-        elapsed = time.perf_counter() - started
+        elapsed = clock() - started
     print(f"{args.target}: {args.requests} requests, {elapsed / args.requests * 1000:.2f} ms each")
     stats = pstats.Stats(profile)
     print("share of the time spent under:")
