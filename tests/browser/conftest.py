@@ -40,8 +40,12 @@ def chromium():
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail(f"REQUIRE_BROWSER=1 but {why}")
         pytest.skip(why)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # How long a waiting check waits for the page (not a bound on how fast it must be): on a
+    # 2-core CI machine the other test worker may hold both cores while a form is submitted,
+    # and Playwright's 5 s default once ran out before a report's answer came.
+    expect.set_options(timeout=15_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
