@@ -91,3 +91,24 @@ def test_the_api_answers_a_match_from_what_the_lookup_read(app, client, counted)
     # row: the registry status comes from the rows read for the lookup, not from reading them
     # again after its commit.
     assert counted["sql"] == ["SELECT", "SELECT", "INSERT"]
+
+
+def test_no_text_of_the_answer_page_is_translated_twice(client, monkeypatch):
+    """Form labels and descriptions are lazy strings, which translate themselves again at each
+    use (a truth test, Jinja asking for ``__html__``, the text); the form translates them once."""
+    import flask_babel
+
+    looked_up: list[str] = []
+    gettext = flask_babel.Domain.gettext
+
+    def counting(self, string, **variables):
+        looked_up.append(string)
+        return gettext(self, string, **variables)
+
+    monkeypatch.setattr(flask_babel.Domain, "gettext", counting)
+    client.set_cookie("lang", "en")
+    answer = client.post("/lookup", data=UNKNOWN)
+    assert answer.status_code == 200
+    assert "Invoice number" in answer.get_data(as_text=True)
+    assert "Invoice number (发票号码)" in looked_up and len(looked_up) > 14
+    assert [text for text in set(looked_up) if looked_up.count(text) > 1] == []

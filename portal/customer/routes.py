@@ -122,8 +122,10 @@ def lookup_submit():
         except lookup_service.LookupLimited as error:
             flash(error.message, "warning")
     status = 200 if result or not form.errors else 422
+    # An answer page shows the form again, not the file scan: no ScanForm to build for it.
+    scan_form = None if result else ScanForm(formdata=None)
     return render_template(
-        "customer/lookup.html", form=form, result=result, scan_form=ScanForm(formdata=None)
+        "customer/lookup.html", form=form, result=result, scan_form=scan_form
     ), status
 
 

@@ -10,7 +10,7 @@ from importlib import resources
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
@@ -181,17 +181,21 @@ def issue_api_token(user: User, name: str) -> str:
     return token
 
 
+# The user with the token's revocation, in one statement: every API request asks this, and
+# needs no more of the token. Built once (as the lookup's statements are): building a select
+# and its cache key again for each request cost a quarter of this function.
+_USER_FOR_TOKEN = (
+    select(User, ApiToken.revoked_at)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+
 def user_for_api_token(token: str) -> User | None:
     """The active user behind a bearer token, or None for an unknown or revoked token."""
     if not token:
         return None
-    # The user with the token's revocation, in one statement: every API request asks this, and
-    # needs no more of the token.
-    row = db.session.execute(
-        select(User, ApiToken.revoked_at)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_api_token(token))
-    ).first()
+    row = db.session.execute(_USER_FOR_TOKEN, {"token_hash": hash_api_token(token)}).first()
     if row is None or row.revoked_at is not None or not row.User.active:
         return None
     return row.User

@@ -18,11 +18,27 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 
 
-class PortalForm(FlaskForm):
+class _Form(FlaskForm):
+    """Flask-WTF's form, its texts translated once.
+
+    Labels and descriptions are declared with ``lazy_gettext`` (the class exists before any
+    request has a language), and a lazy string translates itself again at each use: a test of
+    its truth, Jinja asking it for ``__html__`` before escaping it, its text — three to five
+    catalogue look-ups for each field a page shows. A form lives for one request, in that
+    request's language, so each field's label and description are translated once, here."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self:
+            field.label.text = str(field.label.text)
+            field.description = str(field.description)
+
+
+class PortalForm(_Form):
     """A form with Flask-WTF's session-bound CSRF token."""
 
 
-class SessionlessForm(FlaskForm):
+class SessionlessForm(_Form):
     """A form without a CSRF token, for anonymous actions that need no session."""
 
     class Meta:
