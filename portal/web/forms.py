@@ -15,6 +15,7 @@ session, so it could only do what an anonymous visitor does). README "CSRF" argu
 
 from __future__ import annotations
 
+from flask_babel import LazyString
 from flask_wtf import FlaskForm
 
 
@@ -23,15 +24,18 @@ class _Form(FlaskForm):
 
     Labels and descriptions are declared with ``lazy_gettext`` (the class exists before any
     request has a language), and a lazy string translates itself again at each use: a test of
-    its truth, Jinja asking it for ``__html__`` before escaping it, its text — three to five
-    catalogue look-ups for each field a page shows. A form lives for one request, in that
-    request's language, so each field's label and description are translated once, here."""
+    its truth, Jinja asking it for ``__html__`` before escaping it, its text — two or three
+    catalogue look-ups for each text a page shows. A form lives for one request, in that
+    request's language, so each field's lazy label and description are translated once, here
+    (plain text and markup are left as they are)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for field in self:
-            field.label.text = str(field.label.text)
-            field.description = str(field.description)
+            if isinstance(field.label.text, LazyString):
+                field.label.text = str(field.label.text)
+            if isinstance(field.description, LazyString):
+                field.description = str(field.description)
 
 
 class PortalForm(_Form):
