@@ -182,8 +182,8 @@ def issue_api_token(user: User, name: str) -> str:
 
 
 # The user with the token's revocation, in one statement: every API request asks this, and
-# needs no more of the token. Built once (as the lookup's statements are): building a select
-# and its cache key again for each request cost a quarter of this function.
+# needs no more of the token. Built once (as the lookup's statements are), not again with its
+# cache key for each request (bench/lookup_instructions.py --target api: 6.87 → 6.30 M).
 _USER_FOR_TOKEN = (
     select(User, ApiToken.revoked_at)
     .join(ApiToken, ApiToken.user_id == User.id)
